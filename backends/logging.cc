@@ -1,0 +1,28 @@
+#include "backends/logging.h"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+namespace strata {
+
+Status SetupLogging(std::string_view level, const std::string& file) {
+  const spdlog::level::level_enum parsed = spdlog::level::from_str(std::string(level));
+  if (parsed == spdlog::level::off && level != "off") {
+    return Status::InvalidArgument("unknown log level '" + std::string(level) +
+                                   "' (trace, debug, info, warn, error, off)");
+  }
+  try {
+    std::shared_ptr<spdlog::logger> logger =
+        file.empty() ? spdlog::stderr_logger_mt("strata")
+                     : spdlog::basic_logger_mt("strata", file, /*truncate=*/false);
+    logger->set_level(parsed);
+    logger->flush_on(spdlog::level::warn);
+    spdlog::set_default_logger(std::move(logger));
+  } catch (const spdlog::spdlog_ex& e) {
+    return Status::Io("cannot open log file '" + file + "': " + e.what());
+  }
+  return Status::Ok();
+}
+
+}  // namespace strata

@@ -1,0 +1,48 @@
+#include "backends/status.h"
+
+namespace strata {
+
+std::string_view ErrorKindName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kOk:
+      return "ok";
+    case ErrorKind::kNotFound:
+      return "not found";
+    case ErrorKind::kAccessDenied:
+      return "access denied";
+    case ErrorKind::kPreconditionFailed:
+      return "precondition failed";
+    case ErrorKind::kInvalidArgument:
+      return "invalid argument";
+    case ErrorKind::kTransient:
+      return "transient";
+    case ErrorKind::kNoSpace:
+      return "no space";
+    case ErrorKind::kIo:
+      return "i/o error";
+    case ErrorKind::kCorrupt:
+      return "corrupt";
+    case ErrorKind::kNotSupported:
+      return "not supported";
+    case ErrorKind::kInternal:
+      return "internal";
+  }
+  return "unknown";
+}
+
+std::string Status::ToString() const {
+  if (ok()) return "ok";
+  std::string out(ErrorKindName(kind_));
+  if (!code_.empty()) {
+    out += ": ";
+    out += code_;
+  }
+  if (http_status_ != 0) out += " (HTTP " + std::to_string(http_status_) + ")";
+  if (!message_.empty()) {
+    out += ": ";
+    out += message_;
+  }
+  return out;
+}
+
+}  // namespace strata

@@ -1,0 +1,136 @@
+// Status and Result<T>: the error vocabulary of every layer.
+//
+// A Status is either OK or an error with a kind that callers branch on (not found, access
+// denied, transient, ...). S3 failures keep the HTTP status, the S3 error code (or a transport
+// code such as "ConnectFailed") and the server's message so the log can say what happened.
+// Exceptions never cross a module boundary; fallible calls return Status or Result<T>.
+// Status and Result are values: copy them freely, share them across threads read-only.
+#pragma once
+
+#include <cassert>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace strata {
+
+enum class ErrorKind {
+  kOk,
+  kNotFound,            // no such key, bucket or upload
+  kAccessDenied,        // 403: wrong secret, unknown access key, missing permission
+  kPreconditionFailed,  // If-Match / If-None-Match did not hold (412)
+  kInvalidArgument,     // the request can never succeed as written (400, 416, bad option)
+  kTransient,           // 5xx, 429, SlowDown, RequestTimeout, reset, refused, timeout: retry
+  kNoSpace,             // local disk full
+  kIo,                  // local I/O error
+  kCorrupt,             // data failed a checksum or a file is malformed
+  kNotSupported,        // the operation is not available on this store
+  kInternal,            // anything else; a bug or an unexpected answer
+};
+
+// Stable lower-case name of a kind, for logs and tests ("not found", "transient", ...).
+std::string_view ErrorKindName(ErrorKind kind);
+
+class [[nodiscard]] Status {
+ public:
+  Status() = default;  // OK
+
+  static Status Ok() { return Status(); }
+  static Status Error(ErrorKind kind, std::string message) {
+    return Status(kind, std::move(message));
+  }
+  static Status NotFound(std::string m) { return Error(ErrorKind::kNotFound, std::move(m)); }
+  static Status AccessDenied(std::string m) {
+    return Error(ErrorKind::kAccessDenied, std::move(m));
+  }
+  static Status PreconditionFailed(std::string m) {
+    return Error(ErrorKind::kPreconditionFailed, std::move(m));
+  }
+  static Status InvalidArgument(std::string m) {
+    return Error(ErrorKind::kInvalidArgument, std::move(m));
+  }
+  static Status Transient(std::string m) { return Error(ErrorKind::kTransient, std::move(m)); }
+  static Status NoSpace(std::string m) { return Error(ErrorKind::kNoSpace, std::move(m)); }
+  static Status Io(std::string m) { return Error(ErrorKind::kIo, std::move(m)); }
+  static Status Corrupt(std::string m) { return Error(ErrorKind::kCorrupt, std::move(m)); }
+  static Status NotSupported(std::string m) {
+    return Error(ErrorKind::kNotSupported, std::move(m));
+  }
+  static Status Internal(std::string m) { return Error(ErrorKind::kInternal, std::move(m)); }
+
+  // Attaches what the server said. `code` is the S3 error code ("NoSuchKey",
+  // "SignatureDoesNotMatch") or a transport code ("ConnectFailed", "Timeout").
+  Status&& WithRemote(int http_status, std::string code) && {
+    http_status_ = http_status;
+    code_ = std::move(code);
+    return std::move(*this);
+  }
+
+  bool ok() const { return kind_ == ErrorKind::kOk; }
+  ErrorKind kind() const { return kind_; }
+  // Retryable errors are exactly the transient ones.
+  bool retryable() const { return kind_ == ErrorKind::kTransient; }
+  bool IsNotFound() const { return kind_ == ErrorKind::kNotFound; }
+  const std::string& message() const { return message_; }
+  const std::string& code() const { return code_; }  // empty when not from a remote
+  int http_status() const { return http_status_; }   // 0 when no HTTP response
+
+  // "not found: NoSuchKey (HTTP 404): The specified key does not exist."
+  std::string ToString() const;
+
+ private:
+  Status(ErrorKind kind, std::string message) : kind_(kind), message_(std::move(message)) {}
+
+  ErrorKind kind_ = ErrorKind::kOk;
+  std::string message_;
+  std::string code_;
+  int http_status_ = 0;
+};
+
+// Either a T or a non-OK Status.
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
+  Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
+    assert(!status_.ok() && "a Result is built from an error Status or a value");
+  }
+
+  bool ok() const { return value_.has_value(); }
+  const Status& status() const { return status_; }  // OK when a value is held
+
+  // REQUIRES: ok()
+  T& value() & {
+    assert(ok());
+    return *value_;
+  }
+  const T& value() const& {
+    assert(ok());
+    return *value_;
+  }
+  T&& value() && {
+    assert(ok());
+    return std::move(*value_);
+  }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+ private:
+  Status status_;
+  std::optional<T> value_;
+};
+
+// Makes ignoring an error explicit and searchable: IgnoreError(st, "temp cleanup").
+inline void IgnoreError(const Status& /*status*/, std::string_view /*why*/) {}
+
+}  // namespace strata
+
+// Returns early from a function returning Status or Result<T> when `expr` fails.
+#define STRATA_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::strata::Status strata_status_ = (expr);        \
+    if (!strata_status_.ok()) return strata_status_; \
+  } while (0)

@@ -1,0 +1,29 @@
+// ChunkKey: the identity of one chunk, a fixed-size aligned range of one version of one object.
+// Bucket, key, ETag, chunk size and index all belong to it, so a changed object (new ETag) or a
+// different chunk size is simply a miss: stale bytes can never be served. Value type.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace strata {
+
+struct ChunkKey {
+  std::string bucket;
+  std::string object_key;
+  std::string etag;
+  uint32_t chunk_size = 0;  // bytes per chunk (the last chunk of an object may be shorter)
+  uint64_t index = 0;       // chunk number: covers [index * chunk_size, (index + 1) * chunk_size)
+
+  // 32 lower-case hex digits: a 128-bit hash (XXH3) of an unambiguous encoding of every field.
+  // Used as file name and index key; equal keys give equal ids.
+  std::string Id() const;
+
+  bool operator==(const ChunkKey&) const = default;
+};
+
+// The bytes of one chunk. Immutable once built and shared between tiers and readers.
+using ChunkData = std::shared_ptr<const std::string>;
+
+}  // namespace strata

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds strata and passes all its tests:
+#   1. a RelWithDebInfo build, its unit tests and its integration tests, the latter against a
+#      local Ceph radosgw started here on a free loopback port and stopped on exit;
+#   2. the unit and integration tests again built with AddressSanitizer + UBSan.
+# Installs its Debian packages first (tools/install-deps.sh). Env: JOBS (default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+jobs=${JOBS:-2}
+
+bash tools/install-deps.sh
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+
+# A free port for radosgw (it also uses the next two for its monitor).
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port=""
+for p in $(seq 7490 10 7690); do
+  if port_free "$p" && port_free $((p + 1)) && port_free $((p + 2)); then port=$p; break; fi
+done
+[[ -n $port ]] || { echo "no free loopback port for radosgw" >&2; exit 1; }
+
+export RGW_DIR
+RGW_DIR=$(mktemp -d /tmp/strata-test-rgw.XXXXXX)
+export RGW_PORT=$port RGW_ACCESS_KEY=strata-test-key RGW_SECRET_KEY=strata-test-secret
+cleanup() {
+  bash "$root/tests/s3/rgw.sh" stop || true
+  rm -rf "$RGW_DIR"
+}
+trap cleanup EXIT
+bash tests/s3/rgw.sh start
+
+export STRATA_TEST_ENDPOINT="http://127.0.0.1:$port"
+export STRATA_TEST_ACCESS_KEY=$RGW_ACCESS_KEY STRATA_TEST_SECRET_KEY=$RGW_SECRET_KEY
+export STRATA_BIN="$root/build/tools/strata"
+
+echo "== tests (RelWithDebInfo)"
+ctest --test-dir build --output-on-failure -j"$jobs"
+
+echo "== tests under AddressSanitizer + UBSan"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSTRATA_SANITIZE=address \
+  -DSTRATA_BUILD_BENCH=OFF >/dev/null
+cmake --build build-asan -j"$jobs"
+STRATA_BIN="$root/build-asan/tools/strata" ASAN_OPTIONS=detect_leaks=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$jobs"

@@ -1,0 +1,52 @@
+// The strata binary: the composition root. Parses the command line, sets up logging, builds the
+// store from its options and runs one command.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "backends/logging.h"
+#include "tools/check_command.h"
+#include "tools/store_cli.h"
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+int Main(int argc, char** argv) {
+  CLI::App app{"strata: mount an S3 bucket as a filesystem, with a local chunk cache.", "strata"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", kVersion);
+  std::string log_level = "warn";
+  std::string log_file;
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+  app.add_option("--log-file", log_file, "Write the log here instead of stderr");
+
+  strata::StoreCli store_cli;
+  strata::CheckArgs check_args;
+  CLI::App* check = app.add_subcommand(
+      "check",
+      "Self-test before mounting: credentials, endpoint, bucket, listing, and a write, read, "
+      "list and delete of a probe object. Exit status 0 only when every step passes.");
+  check->add_option("url", check_args.url, "s3://BUCKET[/PREFIX]")->required();
+  check->add_flag("--read-only", check_args.read_only,
+                  "Skip the write, read-back and delete of the probe object");
+  store_cli.AddTo(*check);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (strata::Status st = strata::SetupLogging(log_level, log_file); !st.ok()) {
+    std::cerr << "strata: " << st.message() << "\n";
+    return 2;
+  }
+  if (check->parsed()) {
+    return strata::RunCheck(check_args, store_cli, strata::ProcessEnvironment(), std::cout);
+  }
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return Main(argc, argv); }

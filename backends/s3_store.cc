@@ -759,7 +759,8 @@ Result<int> S3Store::ProbeEndpoint() {
     ~Lease() { pool->Release(curl); }
   } lease{pool_.get(), curl};
   curl_easy_reset(curl);
-  std::string sink;
+  Response response;
+  ResponseSink sink{&response, {}};
   char error_buffer[CURL_ERROR_SIZE] = {0};
   const std::string url = endpoint_url_ + "/";
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());

@@ -13,6 +13,7 @@ Status SetupLogging(std::string_view level, const std::string& file) {
                                    "' (trace, debug, info, warn, error, off)");
   }
   try {
+    spdlog::drop("strata");  // set up again, e.g. when a daemon moves its log to a file
     std::shared_ptr<spdlog::logger> logger =
         file.empty() ? spdlog::stderr_logger_mt("strata")
                      : spdlog::basic_logger_mt("strata", file, /*truncate=*/false);

@@ -28,21 +28,21 @@ enum class AddressingStyle {
 };
 
 struct S3Options {
-  std::string bucket;
+  std::string bucket{};
   // "http://127.0.0.1:7480" or "https://s3.example.com:443". Empty: AWS,
   // https://s3.<region>.amazonaws.com.
-  std::string endpoint;
+  std::string endpoint{};
   std::string region = "us-east-1";
   AddressingStyle addressing = AddressingStyle::kAuto;
-  Credentials credentials;
+  Credentials credentials{};
   bool verify_tls = true;
-  std::string ca_file;  // PEM bundle; empty: the system's
+  std::string ca_file{};  // PEM bundle; empty: the system's
   std::chrono::milliseconds connect_timeout{5000};
   // A transfer slower than low_speed_bytes per second for low_speed_time is aborted (and
   // retried as transient).
   long low_speed_bytes = 1024;
   std::chrono::seconds low_speed_time{30};
-  RetryPolicy retry;
+  RetryPolicy retry{};
   Clock* clock = nullptr;  // for backoff sleeps; nullptr: real time. Must outlive the store.
 };
 

@@ -1,10 +1,16 @@
 // The strata binary: the composition root. Parses the command line, sets up logging, builds the
 // store from its options and runs one command.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "backends/logging.h"
 #include "tools/check_command.h"
+#include "tools/mount_command.h"
+#include "tools/mount_options.h"
+#include "tools/stats_command.h"
 #include "tools/store_cli.h"
 
 namespace {
@@ -12,6 +18,9 @@ namespace {
 constexpr const char* kVersion = "0.1.0";
 
 int Main(int argc, char** argv) {
+  // mount(8) runs fstab lines of type fuse.strata as `strata SOURCE MOUNTPOINT -o opts`.
+  std::vector<std::string> args =
+      strata::TranslateFstabArgs(std::vector<std::string>(argv, argv + argc));
   CLI::App app{"strata: mount an S3 bucket as a filesystem, with a local chunk cache.", "strata"};
   app.require_subcommand(1);
   app.set_version_flag("--version", kVersion);
@@ -32,8 +41,23 @@ int Main(int argc, char** argv) {
                   "Skip the write, read-back and delete of the probe object");
   store_cli.AddTo(*check);
 
+  strata::MountArgs mount_args;
+  CLI::App* mount = app.add_subcommand(
+      "mount",
+      "Mount s3://BUCKET[/PREFIX] on MOUNTPOINT (read-only). Daemonizes once the mount is live "
+      "unless -f. Unmount with umount or fusermount3 -u. As an /etc/fstab line: "
+      "s3://BUCKET/PREFIX /mnt/x fuse.strata endpoint=URL,cache_size=20G,_netdev 0 0");
+  mount_args.AddTo(*mount);
+  store_cli.AddTo(*mount);
+
+  std::string stats_mountpoint;
+  CLI::App* stats = app.add_subcommand("stats", "Print the counters of a running mount");
+  stats->add_option("mountpoint", stats_mountpoint)->required();
+
   try {
-    app.parse(argc, argv);
+    std::reverse(args.begin(), args.end());
+    args.pop_back();  // the program name
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
@@ -44,6 +68,11 @@ int Main(int argc, char** argv) {
   if (check->parsed()) {
     return strata::RunCheck(check_args, store_cli, strata::ProcessEnvironment(), std::cout);
   }
+  if (mount->parsed()) {
+    return strata::RunMount(mount_args, store_cli, strata::ProcessEnvironment(), log_level,
+                            log_file);
+  }
+  if (stats->parsed()) return strata::RunStats(stats_mountpoint, std::cout, std::cerr);
   return 2;
 }
 

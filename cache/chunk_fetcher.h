@@ -1,0 +1,182 @@
+// ChunkFetcher: the read path below the file handles. Turns (object version, chunk index) into
+// the chunk's bytes, looking in the cache tiers first and fetching from the object store on a
+// miss. Thread-safe: any number of threads may call GetChunk and Prefetch at once.
+//
+//   - Tiers are looked up in order (fastest first); a hit in a slower tier is copied into the
+//     faster ones. A tier error on lookup counts as a miss; a failed Put (kNoSpace, kIo) is
+//     logged and ignored: the read still succeeds.
+//   - A miss everywhere is one ranged GET with If-Match on the version's ETag, written straight
+//     into a buffer of the chunk's exact size (GetInto). A changed object fails with
+//     kPreconditionFailed; a body of the wrong length is an error (kTransient) and is neither
+//     cached nor served. Chunks are complete or absent, never short.
+//   - Single flight: a miss on a chunk whose GET is already in flight waits for that GET and
+//     shares its result (counted in coalesced_requests). Completed chunks go into the fastest
+//     tier before the waiters are released, so a request that arrives just after a GET finished
+//     finds the chunk in the tier instead of issuing a second GET.
+//   - Read-ahead: Prefetch queues chunks for a pool of worker threads. Bytes of queued and
+//     running read-ahead are bounded by one budget shared by all files; when it is used up,
+//     Prefetch skips the remaining chunks: it never blocks, never waits for I/O and never
+//     exceeds the budget. Fetched chunks land in the tiers (the memory tier's budget then bounds
+//     them). A reader that needs a chunk still queued for read-ahead fetches it itself at once
+//     instead of waiting behind the queue; one that needs a chunk read-ahead is fetching joins it.
+//     The first read of a chunk read-ahead fetched counts readahead_hits and is served without a
+//     tier lookup, so that read-ahead followed by one read does not look like reuse to the
+//     memory tier's eviction.
+//   - Destruction drops queued read-ahead and waits for running fetches.
+//
+// Locking: mu_ guards all mutable state; it is never held while calling a tier or the store,
+// and no other lock is taken while it is held.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "backends/object_store.h"
+#include "backends/status.h"
+#include "backends/thread_annotations.h"
+#include "cache/cache_stats.h"
+#include "cache/chunk_key.h"
+#include "cache/chunk_tier.h"
+#include "cache/object_version.h"
+
+namespace strata {
+
+class ChunkFetcher {
+ public:
+  struct Options {
+    // Bytes per chunk. 4 MiB: one GET of it costs about as much time in transfer as in request
+    // latency on S3, so sequential throughput is good (read-ahead adds parallelism), while a
+    // cold small random read fetches half of what 8 MiB would. REQUIRES: > 0.
+    uint32_t chunk_size = 4u << 20;
+    // Threads fetching read-ahead. 0 disables read-ahead (Prefetch queues nothing).
+    size_t readahead_workers = 8;
+    // Bytes of read-ahead queued or being fetched, over all files at once.
+    uint64_t readahead_budget_bytes = 128ull << 20;
+    // Chunks fetched by read-ahead and not read yet that are remembered (weakly: the tiers own
+    // them) for readahead_hits. The oldest are forgotten first.
+    size_t max_unread_readahead = 1024;
+  };
+
+  // A shared flag a caller sets to withdraw read-ahead it requested (e.g. after a random seek).
+  using CancelFlag = std::shared_ptr<const std::atomic<bool>>;
+
+  // `store`, every tier in `tiers` and `stats` must outlive *this. `tiers` is fastest first;
+  // null entries are skipped, and it may be empty. Starts options.readahead_workers threads.
+  ChunkFetcher(ObjectStore& store, std::vector<ChunkTier*> tiers, Options options,
+               CacheStats& stats);
+  // Drops queued read-ahead, waits for running fetches. REQUIRES: no call is in progress.
+  ~ChunkFetcher();
+  ChunkFetcher(const ChunkFetcher&) = delete;
+  ChunkFetcher& operator=(const ChunkFetcher&) = delete;
+
+  uint32_t chunk_size() const { return chunk_size_; }
+  // Chunks of an object of `size` bytes (0 for an empty object).
+  uint64_t ChunkCount(uint64_t size) const;
+  // Bytes of chunk `index` of `object`: chunk_size but for the last. REQUIRES: index < count.
+  uint64_t ChunkLength(const ObjectVersion& object, uint64_t index) const;
+  ChunkKey KeyOf(const ObjectVersion& object, uint64_t index) const;
+
+  // The whole chunk `index` of `object` (exactly ChunkLength bytes). kInvalidArgument when the
+  // index is past the end or the version has no ETag; kPreconditionFailed when the object no
+  // longer has that ETag; otherwise the store's error. Blocks on I/O.
+  Result<ChunkData> GetChunk(const ObjectVersion& object, uint64_t index);
+
+  // Queues read-ahead of chunks [first, first + count) of `object`, cut at the object's end.
+  // Chunks already queued, in flight or fetched ahead and not yet read are skipped. Stops at
+  // the first chunk the budget cannot cover. Queued chunks whose `cancel` flag is set when a
+  // worker reaches them are dropped (a null flag never cancels). Never blocks on I/O.
+  // Returns the index one past the last chunk that is now covered (queued, in flight or
+  // fetched ahead): `first` when nothing could be queued.
+  uint64_t Prefetch(const ObjectVersion& object, uint64_t first, uint64_t count,
+                    CancelFlag cancel = nullptr);
+
+  // Blocks until no read-ahead is queued or running, or destruction has begun (then queued
+  // read-ahead has been dropped). For tools (warm-up) and tests.
+  void WaitIdle();
+
+  // Bytes currently reserved by queued or running read-ahead (<= readahead_budget_bytes).
+  uint64_t readahead_bytes_in_use() const;
+
+ private:
+  struct Flight;
+  struct Task {
+    // Weak: flights_ owns a queued flight. One a reader took over must not be kept alive (with
+    // its chunk) by a task still waiting in the queue.
+    std::weak_ptr<Flight> flight;
+    ObjectVersion object;
+    uint64_t index = 0;
+    CancelFlag cancel;
+  };
+  // A chunk read-ahead fetched and nobody has read yet. The tiers own the bytes.
+  struct UnreadChunk {
+    std::weak_ptr<const std::string> data;
+    std::list<std::string>::iterator age;  // position in unread_order_
+  };
+
+  // Takes `id` out of the unread read-ahead chunks; returns its bytes when they are still alive.
+  std::optional<ChunkData> TakeUnread(const std::string& id);
+  void RememberUnread(const std::string& id, const ChunkData& data) REQUIRES(mu_);
+  struct TierHit {
+    ChunkData data;
+    size_t tier = 0;  // index into tiers_
+  };
+
+  Status CheckChunk(const ObjectVersion& object, uint64_t index) const;
+  // Looks the tiers up in order, filling faster tiers on a hit. Errors and chunks of the wrong
+  // length count as misses.
+  std::optional<TierHit> LookUpTiers(const ChunkKey& key, uint64_t length);
+  // The GET itself: ranged, conditional, into a buffer of the exact size, length checked.
+  Result<ChunkData> FetchFromStore(const ObjectVersion& object, uint64_t index);
+  void PutIntoTier(ChunkTier& tier, const ChunkKey& key, const ChunkData& data);
+  // Where the outcome of a flight came from.
+  enum class Source {
+    kFastestTier,  // already where readers look first: nothing was done
+    kSlowerTier,   // copied into the faster tiers by LookUpTiers
+    kStore,        // fetched (or failed to be)
+  };
+  // Publishes the outcome of `flight` to its waiters. Bytes from the store go into the fastest
+  // tier before the waiters are released and into the others after.
+  void Complete(const std::shared_ptr<Flight>& flight, const ChunkKey& key,
+                const Result<ChunkData>& result, Source source);
+  void WorkerLoop();
+  void RunReadAhead(const std::shared_ptr<Flight>& flight, const Task& task);
+  std::atomic<uint64_t>& CompletionsFor(const std::string& id);
+
+  ObjectStore& store_;
+  const std::vector<ChunkTier*> tiers_;
+  const uint32_t chunk_size_;
+  const uint64_t readahead_budget_;
+  const size_t max_unread_;
+  CacheStats& stats_;
+
+  // Completed flights per hash slot of the chunk id. A miss reads its slot before looking the
+  // tiers up; if the count moved by the time it would start a GET, a flight for that chunk may
+  // have just completed and put it into a tier, so it looks again.
+  std::array<std::atomic<uint64_t>, 256> completions_{};
+
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;  // tasks queued or stopping_
+  std::condition_variable idle_cv_;  // read-ahead finished
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::unordered_map<std::string, std::shared_ptr<Flight>> flights_ GUARDED_BY(mu_);  // by id
+  std::deque<Task> queue_ GUARDED_BY(mu_);
+  size_t running_readahead_ GUARDED_BY(mu_) = 0;
+  uint64_t readahead_reserved_ GUARDED_BY(mu_) = 0;
+  std::unordered_map<std::string, UnreadChunk> unread_ GUARDED_BY(mu_);
+  std::list<std::string> unread_order_ GUARDED_BY(mu_);  // oldest first
+  std::vector<std::thread> workers_;                     // fixed after construction
+};
+
+}  // namespace strata

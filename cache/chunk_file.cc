@@ -1,0 +1,279 @@
+#include "cache/chunk_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <utility>
+
+namespace strata {
+namespace {
+
+constexpr std::string_view kMagic = "STRATACK";
+constexpr uint32_t kVersion = 1;
+constexpr uint64_t kFixedHeaderBytes = 56;  // everything before the strings
+constexpr uint64_t kHeaderChecksumBytes = 8;
+constexpr uint64_t kFirstReadBytes = 4096;  // enough for the header of any real key
+
+Status ErrnoStatus(int err, const std::string& what) {
+  std::string message = what + ": " + std::strerror(err);
+  if (err == ENOSPC || err == EDQUOT) return Status::NoSpace(std::move(message));
+  if (err == ENOENT) return Status::NotFound(std::move(message));
+  return Status::Io(std::move(message));
+}
+
+// Closes a file descriptor when it goes out of scope.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  // Closes now, reporting the error close() may carry for a file just written.
+  Status Close(const std::string& path) {
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) return ErrnoStatus(errno, "close " + path);
+    return Status::Ok();
+  }
+
+ private:
+  int fd_;
+};
+
+void PutU32(std::string* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+void PutU64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint32_t GetU32(std::string_view in, size_t offset) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(in[offset + i]);
+  return v;
+}
+
+uint64_t GetU64(std::string_view in, size_t offset) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(in[offset + i]);
+  return v;
+}
+
+std::string EncodeHeader(const ChunkKey& key, uint64_t data_length, uint64_t data_checksum) {
+  std::string out;
+  out.reserve(ChunkFile::HeaderSize(key));
+  out.append(kMagic);
+  PutU32(&out, kVersion);
+  PutU32(&out, static_cast<uint32_t>(ChunkFile::HeaderSize(key)));
+  PutU32(&out, key.chunk_size);
+  PutU32(&out, static_cast<uint32_t>(key.bucket.size()));
+  PutU32(&out, static_cast<uint32_t>(key.object_key.size()));
+  PutU32(&out, static_cast<uint32_t>(key.etag.size()));
+  PutU64(&out, key.index);
+  PutU64(&out, data_length);
+  PutU64(&out, data_checksum);
+  out.append(key.bucket);
+  out.append(key.object_key);
+  out.append(key.etag);
+  PutU64(&out, ChunkFile::Checksum(out));
+  return out;
+}
+
+// Reads exactly `length` bytes at `offset` into `out`; a shorter file is corrupt.
+Status PreadAll(int fd, uint64_t offset, uint64_t length, const std::string& path, char* out) {
+  uint64_t done = 0;
+  while (done < length) {
+    const ssize_t n = ::pread(fd, out + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "read " + path);
+    }
+    if (n == 0) return Status::Corrupt(path + " is truncated");
+    done += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status WriteAllV(int fd, std::string_view first, std::string_view second, const std::string& path) {
+  while (!first.empty() || !second.empty()) {
+    iovec iov[2] = {{const_cast<char*>(first.data()), first.size()},
+                    {const_cast<char*>(second.data()), second.size()}};
+    const ssize_t n = ::writev(fd, iov, 2);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "write " + path);
+    }
+    size_t written = static_cast<size_t>(n);
+    const size_t from_first = std::min(written, first.size());
+    first.remove_prefix(from_first);
+    second.remove_prefix(written - from_first);
+  }
+  return Status::Ok();
+}
+
+Status FsyncDir(const std::string& dir) {
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoStatus(errno, "open " + dir);
+  if (::fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync " + dir);
+  return Status::Ok();
+}
+
+std::string ParentOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+// Creates `path` for writing, creating its parent directory once if that is missing. The new
+// directory entry is fsynced so that chunks published into it later can survive a power loss.
+Result<int> CreateTemp(const std::string& path) {
+  for (int attempt = 0;; ++attempt) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) return fd;
+    if (errno != ENOENT || attempt > 0) return ErrnoStatus(errno, "create " + path);
+    const std::string dir = ParentOf(path);
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoStatus(errno, "mkdir " + dir);
+    }
+    STRATA_RETURN_IF_ERROR(FsyncDir(ParentOf(dir)));
+  }
+}
+
+// Parses and verifies a header whose first `prefix.size()` bytes are given. Sets *needed to the
+// full header size when the prefix is too short to hold it (and returns OK with nothing else).
+Status ParseHeader(std::string_view prefix, uint64_t file_size, const std::string& path,
+                   ChunkFile::Header* header, uint64_t* needed) {
+  *needed = 0;
+  const uint64_t min_header = kFixedHeaderBytes + kHeaderChecksumBytes;
+  if (prefix.size() < min_header) return Status::Corrupt(path + ": shorter than a chunk header");
+  if (prefix.substr(0, kMagic.size()) != kMagic) return Status::Corrupt(path + ": bad magic");
+  const uint32_t version = GetU32(prefix, 8);
+  if (version != kVersion) {
+    return Status::Corrupt(path + ": unknown format version " + std::to_string(version));
+  }
+  const uint64_t header_size = GetU32(prefix, 12);
+  const uint64_t bucket_len = GetU32(prefix, 20);
+  const uint64_t key_len = GetU32(prefix, 24);
+  const uint64_t etag_len = GetU32(prefix, 28);
+  if (bucket_len > ChunkFile::kMaxFieldBytes || key_len > ChunkFile::kMaxFieldBytes ||
+      etag_len > ChunkFile::kMaxFieldBytes ||
+      header_size != min_header + bucket_len + key_len + etag_len) {
+    return Status::Corrupt(path + ": inconsistent header size");
+  }
+  if (header_size > file_size) return Status::Corrupt(path + ": truncated header");
+  if (prefix.size() < header_size) {
+    *needed = header_size;
+    return Status::Ok();
+  }
+  const uint64_t stored_checksum = GetU64(prefix, header_size - kHeaderChecksumBytes);
+  if (ChunkFile::Checksum(prefix.substr(0, header_size - kHeaderChecksumBytes)) !=
+      stored_checksum) {
+    return Status::Corrupt(path + ": header checksum mismatch");
+  }
+  header->header_size = header_size;
+  header->key.chunk_size = GetU32(prefix, 16);
+  header->key.index = GetU64(prefix, 32);
+  header->data_length = GetU64(prefix, 40);
+  header->data_checksum = GetU64(prefix, 48);
+  size_t offset = kFixedHeaderBytes;
+  header->key.bucket.assign(prefix.substr(offset, bucket_len));
+  offset += bucket_len;
+  header->key.object_key.assign(prefix.substr(offset, key_len));
+  offset += key_len;
+  header->key.etag.assign(prefix.substr(offset, etag_len));
+  if (file_size != header_size + header->data_length) {
+    return Status::Corrupt(path + ": file has " + std::to_string(file_size) +
+                           " bytes, its header says " +
+                           std::to_string(header_size + header->data_length));
+  }
+  return Status::Ok();
+}
+
+// Reads and verifies the header of the chunk file open as `fd`.
+Result<ChunkFile::Header> ReadHeader(int fd, const std::string& path) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return ErrnoStatus(errno, "stat " + path);
+  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  std::string prefix(std::min(file_size, kFirstReadBytes), '\0');
+  STRATA_RETURN_IF_ERROR(PreadAll(fd, 0, prefix.size(), path, prefix.data()));
+  ChunkFile::Header header;
+  uint64_t needed = 0;
+  STRATA_RETURN_IF_ERROR(ParseHeader(prefix, file_size, path, &header, &needed));
+  if (needed > 0) {
+    const uint64_t have = prefix.size();
+    prefix.resize(needed);
+    STRATA_RETURN_IF_ERROR(PreadAll(fd, have, needed - have, path, prefix.data() + have));
+    STRATA_RETURN_IF_ERROR(ParseHeader(prefix, file_size, path, &header, &needed));
+  }
+  return header;
+}
+
+}  // namespace
+
+uint64_t ChunkFile::Checksum(std::string_view data) {
+  return XXH3_64bits(data.data(), data.size());
+}
+
+uint64_t ChunkFile::HeaderSize(const ChunkKey& key) {
+  return kFixedHeaderBytes + key.bucket.size() + key.object_key.size() + key.etag.size() +
+         kHeaderChecksumBytes;
+}
+
+bool ChunkFile::IsTempName(std::string_view file_name) { return file_name.ends_with(kTempSuffix); }
+
+Result<uint64_t> ChunkFile::Write(const std::string& path, const ChunkKey& key,
+                                  std::string_view data) {
+  if (key.bucket.size() > kMaxFieldBytes || key.object_key.size() > kMaxFieldBytes ||
+      key.etag.size() > kMaxFieldBytes) {
+    return Status::InvalidArgument("chunk key field longer than " + std::to_string(kMaxFieldBytes) +
+                                   " bytes");
+  }
+  const uint64_t checksum = Checksum(data);
+  const std::string header = EncodeHeader(key, data.size(), checksum);
+  const std::string temp = path + std::string(kTempSuffix);
+  Result<int> created = CreateTemp(temp);
+  if (!created.ok()) return created.status();
+  Fd fd(*created);
+  Status st = WriteAllV(fd.get(), header, data, temp);
+  if (st.ok() && ::fsync(fd.get()) != 0) st = ErrnoStatus(errno, "fsync " + temp);
+  if (st.ok()) st = fd.Close(temp);
+  if (st.ok() && ::rename(temp.c_str(), path.c_str()) != 0) {
+    st = ErrnoStatus(errno, "rename " + temp);
+  }
+  if (!st.ok()) {
+    if (::unlink(temp.c_str()) != 0 && errno != ENOENT) {
+      IgnoreError(ErrnoStatus(errno, "unlink " + temp), "temp cleanup; Open removes it later");
+    }
+    return st;
+  }
+  return checksum;
+}
+
+Result<ChunkFile::Contents> ChunkFile::Read(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoStatus(errno, "open " + path);
+  Result<Header> header = ReadHeader(fd.get(), path);
+  if (!header.ok()) return header.status();
+  std::string data(header->data_length, '\0');
+  STRATA_RETURN_IF_ERROR(
+      PreadAll(fd.get(), header->header_size, header->data_length, path, data.data()));
+  if (Checksum(data) != header->data_checksum) {
+    return Status::Corrupt(path + ": data checksum mismatch");
+  }
+  Contents contents;
+  contents.header = std::move(header).value();
+  contents.data = std::make_shared<const std::string>(std::move(data));
+  return contents;
+}
+
+}  // namespace strata

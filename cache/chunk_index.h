@@ -1,0 +1,86 @@
+// ChunkIndex: the SQLite index of the disk tier, one row per chunk file: its id (file name),
+// full ChunkKey, data size, data checksum and last access tick. It is bookkeeping only: the
+// chunk files are the truth and the index can always be rebuilt from them.
+//
+// The database runs in WAL mode with synchronous=NORMAL: a commit is durable against a process
+// crash at once and against a power loss at the next checkpoint; losing the newest rows is
+// harmless because Open re-indexes chunk files that have no row.
+//
+// Thread-safe: one connection, serialized by an internal mutex; every method is one statement
+// or one transaction. Every method does disk I/O, so callers must not hold a lock that other
+// threads wait on for memory-only work while calling it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backends/status.h"
+#include "backends/thread_annotations.h"
+#include "cache/chunk_key.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace strata {
+
+class ChunkIndex {
+ public:
+  struct Row {
+    std::string id;  // key.Id()
+    ChunkKey key;
+    uint64_t size = 0;      // data bytes
+    uint64_t checksum = 0;  // XXH3-64 of the data
+    int64_t last_access = 0;
+  };
+
+  // Opens the index at `path`, creating an empty one if the file is missing or empty.
+  // kCorrupt when the file is not a usable index (not SQLite, PRAGMA quick_check fails, another
+  // schema or version): the caller moves it aside and rebuilds. Other kinds for I/O failures.
+  static Result<std::unique_ptr<ChunkIndex>> Open(const std::string& path);
+
+  ~ChunkIndex();
+  ChunkIndex(const ChunkIndex&) = delete;
+  ChunkIndex& operator=(const ChunkIndex&) = delete;
+
+  // Every row, ordered by last_access then id (least recently used first).
+  Result<std::vector<Row>> LoadAll();
+
+  // Inserts (or replaces, by id) `rows` in one transaction.
+  Status Insert(const std::vector<Row>& rows);
+
+  // Removes the rows of `ids` in one transaction; unknown ids are ignored.
+  Status Remove(const std::vector<std::string>& ids);
+
+  // Raises last_access of each (id, tick) in one transaction; never lowers it, so concurrent
+  // flushes may commit in any order. Unknown ids are ignored.
+  Status UpdateAccess(const std::vector<std::pair<std::string, int64_t>>& ticks);
+
+  // Ids of every chunk of one object, whatever its etag or chunk size.
+  Result<std::vector<std::string>> IdsOfObject(const std::string& bucket,
+                                               const std::string& object_key);
+
+  // Write transactions committed since Open (for tests and stats).
+  uint64_t write_transactions();
+
+ private:
+  explicit ChunkIndex(sqlite3* db);
+
+  // Runs `body` between BEGIN IMMEDIATE and COMMIT, rolling back when it fails.
+  template <typename Body>
+  Status InTransaction(const Body& body) REQUIRES(mu_);
+  Status Prepare() REQUIRES(mu_);
+
+  std::mutex mu_;
+  sqlite3* const db_ PT_GUARDED_BY(mu_);
+  sqlite3_stmt* insert_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* remove_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* touch_ GUARDED_BY(mu_) = nullptr;
+  sqlite3_stmt* by_object_ GUARDED_BY(mu_) = nullptr;
+  uint64_t write_transactions_ GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace strata

@@ -1,0 +1,118 @@
+#include "cache/read_stream.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+namespace strata {
+
+ReadStream::ReadStream(ChunkFetcher& fetcher, ObjectVersion object, Options options)
+    : fetcher_(fetcher),
+      object_(std::move(object)),
+      chunk_count_(fetcher.ChunkCount(object_.size)),
+      max_window_(options.max_readahead_bytes == 0
+                      ? 0
+                      : std::max<uint64_t>(1, options.max_readahead_bytes / fetcher.chunk_size())),
+      initial_window_(std::clamp<uint64_t>(options.initial_readahead_chunks, 1,
+                                           std::max<uint64_t>(max_window_, 1))),
+      slack_(options.sequential_slack_bytes),
+      cancel_(std::make_shared<std::atomic<bool>>(false)) {}
+
+ReadStream::~ReadStream() {
+  std::lock_guard lock(mu_);
+  cancel_->store(true, std::memory_order_relaxed);
+}
+
+uint64_t ReadStream::readahead_window_chunks() const {
+  std::lock_guard lock(mu_);
+  return window_;
+}
+
+Result<size_t> ReadStream::Read(uint64_t offset, std::span<char> out) {
+  if (out.empty() || offset >= object_.size) return size_t{0};
+  const uint64_t end = offset + std::min<uint64_t>(out.size(), object_.size - offset);
+  const uint64_t chunk_size = fetcher_.chunk_size();
+
+  const ReadAheadPlan plan = Advance(offset, end);
+  if (plan.count > 0) {
+    Settle(plan, fetcher_.Prefetch(object_, plan.first, plan.count, plan.cancel));
+  }
+
+  size_t copied = 0;
+  for (uint64_t index = offset / chunk_size; index <= (end - 1) / chunk_size; ++index) {
+    Result<ChunkData> chunk = Chunk(index);
+    if (!chunk.ok()) return chunk.status();
+    const uint64_t chunk_start = index * chunk_size;
+    const uint64_t from = std::max(offset, chunk_start) - chunk_start;
+    const uint64_t to = std::min(end, chunk_start + chunk_size) - chunk_start;
+    if ((*chunk)->size() < to) {
+      return Status::Internal("chunk " + std::to_string(index) + " of '" + object_.key +
+                              "' is shorter than the object size implies");
+    }
+    std::memcpy(out.data() + copied, (*chunk)->data() + from, to - from);
+    copied += to - from;
+  }
+  return copied;
+}
+
+ReadStream::ReadAheadPlan ReadStream::Advance(uint64_t offset, uint64_t end) {
+  const uint64_t last_chunk = (end - 1) / fetcher_.chunk_size();
+  std::lock_guard lock(mu_);
+  const bool sequential =
+      has_read_ && offset + slack_ >= next_offset_ && offset <= next_offset_ + slack_;
+  has_read_ = true;
+  if (!sequential) {
+    if (requested_until_ > 0) {
+      cancel_->store(true, std::memory_order_relaxed);
+      cancel_ = std::make_shared<std::atomic<bool>>(false);
+    }
+    window_ = 0;
+    requested_until_ = 0;
+    current_chunk_ = last_chunk;
+    next_offset_ = end;
+    return {};
+  }
+  next_offset_ = std::max(next_offset_, end);
+  if (max_window_ == 0) return {};
+  if (window_ == 0) {
+    window_ = initial_window_;
+  } else if (last_chunk > current_chunk_) {
+    window_ = std::min(window_ * 2, max_window_);
+  }
+  current_chunk_ = std::max(current_chunk_, last_chunk);
+  const uint64_t first = std::max(requested_until_, current_chunk_ + 1);
+  const uint64_t until = std::min(current_chunk_ + 1 + window_, chunk_count_);
+  if (until <= first) return {};
+  requested_until_ = until;
+  return {first, until - first, cancel_};
+}
+
+void ReadStream::Settle(const ReadAheadPlan& plan, uint64_t covered) {
+  std::lock_guard lock(mu_);
+  // Only when nothing moved the window meanwhile (another read or a jump).
+  if (cancel_ == plan.cancel && requested_until_ == plan.first + plan.count &&
+      covered < requested_until_) {
+    requested_until_ = covered;
+  }
+}
+
+Result<ChunkData> ReadStream::Chunk(uint64_t index) {
+  {
+    std::lock_guard lock(mu_);
+    for (const RecentChunk& recent : recent_) {
+      if (recent.index != index) continue;
+      if (ChunkData data = recent.data.lock()) return data;
+    }
+  }
+  Result<ChunkData> chunk = fetcher_.GetChunk(object_, index);
+  if (!chunk.ok()) return chunk;
+  std::lock_guard lock(mu_);
+  auto same = std::find_if(recent_.begin(), recent_.end(),
+                           [&](const RecentChunk& recent) { return recent.index == index; });
+  RecentChunk& slot = same != recent_.end() ? *same : recent_[next_recent_++ % recent_.size()];
+  slot.index = index;
+  slot.data = *chunk;
+  return chunk;
+}
+
+}  // namespace strata

@@ -1,0 +1,237 @@
+#include "fs/filesystem.h"
+
+#include <sys/stat.h>
+
+namespace strata {
+namespace {
+
+constexpr size_t kMaxKeyBytes = 1024;  // S3's limit on a key
+
+std::string Join(const std::string& dir, const std::string& name) {
+  return dir.empty() ? name : dir + "/" + name;
+}
+
+void SplitPath(const std::string& path, std::string& dir, std::string& name) {
+  const size_t slash = path.rfind('/');
+  dir = slash == std::string::npos ? std::string() : path.substr(0, slash);
+  name = slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+timespec ToTimespec(TimePoint t) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(ns.count() / 1000000000);
+  ts.tv_nsec = static_cast<long>(ns.count() % 1000000000);
+  return ts;
+}
+
+}  // namespace
+
+Filesystem::Filesystem(MetadataCache& metadata, StreamFactory streams, StatsSource stats,
+                       FilesystemOptions options)
+    : metadata_(metadata),
+      streams_(std::move(streams)),
+      stats_(std::move(stats)),
+      options_(options) {}
+
+struct stat Filesystem::ToStat(uint64_t ino, const EntryInfo& info) const {
+  struct stat st {};
+  st.st_ino = ino;
+  const mode_t default_perms =
+      (info.type == EntryType::kFile ? 0666 : 0777) & ~options_.umask & 07777;
+  const mode_t perms = info.mode.value_or(default_perms);
+  switch (info.type) {
+    case EntryType::kDirectory:
+      st.st_mode = S_IFDIR | perms;
+      st.st_nlink = 2;
+      st.st_size = options_.block_size;
+      break;
+    case EntryType::kSymlink:
+      st.st_mode = S_IFLNK | perms;
+      st.st_nlink = 1;
+      st.st_size = static_cast<off_t>(info.size);
+      break;
+    case EntryType::kFile:
+      st.st_mode = S_IFREG | perms;
+      st.st_nlink = 1;
+      st.st_size = static_cast<off_t>(info.size);
+      break;
+  }
+  st.st_uid = info.uid.value_or(options_.uid);
+  st.st_gid = info.gid.value_or(options_.gid);
+  st.st_blksize = options_.block_size;
+  st.st_blocks = (st.st_size + 511) / 512;
+  // Implicit directories have no time of their own: show when the mount started.
+  const bool no_time = info.mtime == TimePoint{};
+  st.st_mtim = st.st_ctim = st.st_atim = ToTimespec(no_time ? mounted_at_ : info.mtime);
+  return st;
+}
+
+Result<EntryInfo> Filesystem::InfoOf(const InodeTable::Node& node) {
+  if (node.path.empty()) {
+    EntryInfo root;
+    root.type = EntryType::kDirectory;
+    return root;
+  }
+  std::string dir, name;
+  SplitPath(node.path, dir, name);
+  Result<std::optional<EntryInfo>> info = metadata_.Lookup(dir, name);
+  if (!info.ok()) return info.status();
+  if (!*info || (*info)->type != node.type) {
+    return Status::NotFound("'" + node.path + "' no longer exists");
+  }
+  return **info;
+}
+
+Result<EntryReply> Filesystem::Lookup(uint64_t parent, const std::string& name) {
+  std::optional<InodeTable::Node> node = inodes_.Get(parent);
+  if (!node || node->type != EntryType::kDirectory) {
+    return Status::NotFound("no directory inode " + std::to_string(parent));
+  }
+  const std::string path = Join(node->path, name);
+  if (name.size() > 255 || metadata_.KeyOf(path).size() > kMaxKeyBytes) {
+    return Status::InvalidArgument("name too long for an S3 key: " + path)
+        .WithRemote(0, "NameTooLong");
+  }
+  Result<std::optional<EntryInfo>> info = metadata_.Lookup(node->path, name);
+  if (!info.ok()) return info.status();
+  if (!*info) return Status::NotFound("no such entry '" + path + "'");
+  const uint64_t ino = inodes_.Lookup(path, (*info)->type);
+  return EntryReply{ino, ToStat(ino, **info)};
+}
+
+void Filesystem::Forget(uint64_t ino, uint64_t nlookup) { inodes_.Forget(ino, nlookup); }
+
+Result<struct stat> Filesystem::GetAttr(uint64_t ino) {
+  std::optional<InodeTable::Node> node = inodes_.Get(ino);
+  if (!node) return Status::NotFound("unknown inode " + std::to_string(ino));
+  Result<EntryInfo> info = InfoOf(*node);
+  if (!info.ok()) return info.status();
+  return ToStat(ino, *info);
+}
+
+Result<uint64_t> Filesystem::OpenDir(uint64_t ino) {
+  std::optional<InodeTable::Node> node = inodes_.Get(ino);
+  if (!node || node->type != EntryType::kDirectory) {
+    return Status::NotFound("no directory inode " + std::to_string(ino));
+  }
+  Result<std::shared_ptr<const DirListing>> listing = metadata_.List(node->path);
+  if (!listing.ok()) return listing.status();
+  auto handle = std::make_shared<DirHandle>();
+  handle->path = node->path;
+  handle->listing = *listing;
+  for (const auto& entry : handle->listing->entries) handle->order.push_back(&entry);
+  const uint64_t id = next_handle_++;
+  std::lock_guard lock(mu_);
+  dirs_[id] = std::move(handle);
+  return id;
+}
+
+Result<std::vector<DirEntryView>> Filesystem::DirEntries(uint64_t handle, size_t offset) {
+  std::shared_ptr<DirHandle> dir;
+  {
+    std::lock_guard lock(mu_);
+    auto it = dirs_.find(handle);
+    if (it == dirs_.end()) return Status::InvalidArgument("unknown directory handle");
+    dir = it->second;
+  }
+  std::vector<DirEntryView> out;
+  for (size_t i = offset; i < dir->order.size(); ++i) {
+    const auto& [name, info] = *dir->order[i];
+    out.push_back(DirEntryView{name, info.type, info});
+  }
+  return out;
+}
+
+EntryReply Filesystem::EntryForReaddir(uint64_t dir_handle, const DirEntryView& entry) {
+  std::string dir_path;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = dirs_.find(dir_handle); it != dirs_.end()) dir_path = it->second->path;
+  }
+  const uint64_t ino = inodes_.Lookup(Join(dir_path, entry.name), entry.type);
+  return EntryReply{ino, ToStat(ino, entry.info)};
+}
+
+void Filesystem::ReleaseDir(uint64_t handle) {
+  std::lock_guard lock(mu_);
+  dirs_.erase(handle);
+}
+
+Result<OpenReply> Filesystem::Open(uint64_t ino) {
+  std::optional<InodeTable::Node> node = inodes_.Get(ino);
+  if (!node) return Status::NotFound("unknown inode " + std::to_string(ino));
+  if (node->type != EntryType::kFile) {
+    return Status::InvalidArgument("'" + node->path + "' is not a regular file");
+  }
+  Result<std::optional<EntryInfo>> info = metadata_.Revalidate(node->path);
+  if (!info.ok()) return info.status();
+  if (!*info) return Status::NotFound("'" + node->path + "' no longer exists");
+  ObjectVersion version{metadata_.options().bucket, metadata_.KeyOf(node->path), (*info)->etag,
+                        (*info)->size};
+  auto file = std::make_shared<FileHandle>();
+  file->ino = ino;
+  file->stream = streams_(version);
+  const uint64_t id = next_handle_++;
+  OpenReply reply{id, false};
+  {
+    std::lock_guard lock(mu_);
+    std::string& last = last_open_etag_[ino];
+    reply.keep_cache = !last.empty() && last == version.etag;
+    last = version.etag;
+    files_[id] = std::move(file);
+  }
+  open_files_++;
+  return reply;
+}
+
+Result<size_t> Filesystem::Read(uint64_t handle, uint64_t offset, std::span<char> out) {
+  std::shared_ptr<FileHandle> file;
+  {
+    std::lock_guard lock(mu_);
+    auto it = files_.find(handle);
+    if (it == files_.end()) return Status::InvalidArgument("unknown file handle");
+    file = it->second;
+  }
+  return file->stream->Read(offset, out);
+}
+
+void Filesystem::Release(uint64_t handle) {
+  std::shared_ptr<FileHandle> file;
+  {
+    std::lock_guard lock(mu_);
+    auto it = files_.find(handle);
+    if (it == files_.end()) return;
+    file = std::move(it->second);
+    files_.erase(it);
+  }
+  open_files_--;
+}
+
+struct statvfs Filesystem::StatFs() {
+  // S3 has no capacity to report: a large, constant size that tools like df can show.
+  struct statvfs st {};
+  st.f_bsize = options_.block_size;
+  st.f_frsize = options_.block_size;
+  st.f_blocks = (uint64_t{1} << 50) / options_.block_size;  // 1 PiB
+  st.f_bfree = st.f_blocks;
+  st.f_bavail = st.f_blocks;
+  st.f_files = uint64_t{1} << 32;
+  st.f_ffree = st.f_files;
+  st.f_favail = st.f_files;
+  st.f_namemax = 255;
+  return st;
+}
+
+std::string Filesystem::StatsText() {
+  const MetadataCounters meta = metadata_.counters();
+  std::string out;
+  out += "inodes " + std::to_string(inodes_.size()) + "\n";
+  out += "open_files " + std::to_string(open_files_.load()) + "\n";
+  out += "metadata_list_requests " + std::to_string(meta.list_requests) + "\n";
+  out += "metadata_head_requests " + std::to_string(meta.head_requests) + "\n";
+  if (stats_) out += stats_();
+  return out;
+}
+
+}  // namespace strata

@@ -1,0 +1,309 @@
+#define FUSE_USE_VERSION 34
+#include "fs/fuse_adapter.h"
+
+#include <fuse_lowlevel.h>
+#include <spdlog/spdlog.h>
+#include <sys/xattr.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <vector>
+
+namespace strata {
+namespace {
+
+constexpr const char* kStatsXattr = "user.strata.stats";
+
+}  // namespace
+
+struct FuseSession::Context {
+  Filesystem* fs;
+  double attr_timeout;
+};
+
+namespace {
+
+using Context = FuseSession::Context;
+
+Context& Ctx(fuse_req_t req) { return *static_cast<Context*>(fuse_req_userdata(req)); }
+
+void ReplyError(fuse_req_t req, const Status& status, const char* op) {
+  const int err = ToErrno(status);
+  if (err == EIO) spdlog::warn("{}: {}", op, status.ToString());
+  fuse_reply_err(req, err);
+}
+
+fuse_entry_param ToEntry(const EntryReply& reply, double timeout) {
+  fuse_entry_param e{};
+  e.ino = reply.ino;
+  e.attr = reply.attr;
+  e.attr_timeout = timeout;
+  e.entry_timeout = timeout;
+  return e;
+}
+
+void OnInit(void* /*userdata*/, fuse_conn_info* conn) {
+  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+  // Attributes come with the listing: no need for the kernel to look up each entry first.
+  conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  // Up to 1 MiB per READ request (libfuse derives the kernel's max_pages from max_write):
+  // a quarter of the requests, and of their overhead, for large sequential reads.
+  conn->max_write = 1u << 20;
+  conn->max_readahead = std::max<unsigned>(conn->max_readahead, 1u << 20);
+}
+
+void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Context& ctx = Ctx(req);
+  Result<EntryReply> reply = ctx.fs->Lookup(parent, name);
+  if (!reply.ok()) {
+    if (reply.status().IsNotFound()) {
+      // A negative entry the kernel may cache for the attribute timeout.
+      fuse_entry_param e{};
+      e.entry_timeout = ctx.attr_timeout;
+      fuse_reply_entry(req, &e);
+      return;
+    }
+    return ReplyError(req, reply.status(), "lookup");
+  }
+  fuse_entry_param e = ToEntry(*reply, ctx.attr_timeout);
+  if (fuse_reply_entry(req, &e) != 0) ctx.fs->Forget(reply->ino, 1);  // the kernel never saw it
+}
+
+void OnForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  Ctx(req).fs->Forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void OnForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; ++i) Ctx(req).fs->Forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void OnGetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
+  Context& ctx = Ctx(req);
+  Result<struct stat> st = ctx.fs->GetAttr(ino);
+  if (!st.ok()) return ReplyError(req, st.status(), "getattr");
+  fuse_reply_attr(req, &*st, ctx.attr_timeout);
+}
+
+void OnOpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Result<uint64_t> handle = Ctx(req).fs->OpenDir(ino);
+  if (!handle.ok()) return ReplyError(req, handle.status(), "opendir");
+  fi->fh = *handle;
+  fi->cache_readdir = 0;
+  if (fuse_reply_open(req, fi) != 0) Ctx(req).fs->ReleaseDir(*handle);
+}
+
+// Offsets: 1 = after ".", 2 = after "..", 2 + i + 1 = after entry i.
+void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi,
+             bool plus) {
+  Context& ctx = Ctx(req);
+  std::vector<char> buffer(size);
+  size_t used = 0;
+  auto add = [&](const char* name, const struct stat& st, off_t next, const EntryReply* entry) {
+    size_t need;
+    if (plus) {
+      fuse_entry_param e{};
+      if (entry != nullptr) e = ToEntry(*entry, ctx.attr_timeout);
+      e.attr = st;
+      need = fuse_add_direntry_plus(req, buffer.data() + used, size - used, name, &e, next);
+    } else {
+      need = fuse_add_direntry(req, buffer.data() + used, size - used, name, &st, next);
+    }
+    if (need > size - used) return false;
+    used += need;
+    return true;
+  };
+  off_t pos = offset;
+  struct stat dot {};
+  dot.st_ino = ino;
+  dot.st_mode = S_IFDIR;
+  // "." and ".." carry no lookup count in readdirplus (the kernel skips them).
+  if (pos == 0 && !add(".", dot, ++pos, nullptr)) return (void)fuse_reply_buf(req, nullptr, 0);
+  if (pos == 1 && !add("..", dot, ++pos, nullptr)) {
+    return (void)fuse_reply_buf(req, buffer.data(), used);
+  }
+  Result<std::vector<DirEntryView>> entries =
+      ctx.fs->DirEntries(fi->fh, static_cast<size_t>(pos - 2));
+  if (!entries.ok()) return ReplyError(req, entries.status(), "readdir");
+  for (const DirEntryView& entry : *entries) {
+    if (plus) {
+      // Size first with an empty entry: raise the lookup count only for entries that fit.
+      fuse_entry_param probe{};
+      if (fuse_add_direntry_plus(req, nullptr, 0, entry.name.c_str(), &probe, 0) > size - used) {
+        break;
+      }
+      EntryReply reply = ctx.fs->EntryForReaddir(fi->fh, entry);
+      add(entry.name.c_str(), reply.attr, pos + 1, &reply);
+    } else {
+      struct stat st {};
+      st.st_mode = entry.type == EntryType::kDirectory ? S_IFDIR
+                   : entry.type == EntryType::kSymlink ? S_IFLNK
+                                                       : S_IFREG;
+      if (!add(entry.name.c_str(), st, pos + 1, nullptr)) break;
+    }
+    ++pos;
+  }
+  fuse_reply_buf(req, buffer.data(), used);
+}
+
+void OnReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  ReadDir(req, ino, size, off, fi, false);
+}
+
+void OnReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  ReadDir(req, ino, size, off, fi, true);
+}
+
+void OnReleaseDir(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
+  Ctx(req).fs->ReleaseDir(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+    return (void)fuse_reply_err(req, EROFS);
+  }
+  Result<OpenReply> reply = Ctx(req).fs->Open(ino);
+  if (!reply.ok()) return ReplyError(req, reply.status(), "open");
+  fi->fh = reply->handle;
+  fi->keep_cache = reply->keep_cache ? 1 : 0;
+  if (fuse_reply_open(req, fi) != 0) Ctx(req).fs->Release(reply->handle);
+}
+
+void OnRead(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) {
+  thread_local std::vector<char> buffer;
+  if (buffer.size() < size) buffer.resize(size);
+  Result<size_t> n =
+      Ctx(req).fs->Read(fi->fh, static_cast<uint64_t>(off), std::span<char>(buffer.data(), size));
+  if (!n.ok()) return ReplyError(req, n.status(), "read");
+  fuse_reply_buf(req, buffer.data(), *n);
+}
+
+void OnRelease(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
+  Ctx(req).fs->Release(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OnStatFs(fuse_req_t req, fuse_ino_t /*ino*/) {
+  struct statvfs st = Ctx(req).fs->StatFs();
+  fuse_reply_statfs(req, &st);
+}
+
+void OnGetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  if (ino != FUSE_ROOT_ID || std::strcmp(name, kStatsXattr) != 0) {
+    return (void)fuse_reply_err(req, ENODATA);
+  }
+  const std::string text = Ctx(req).fs->StatsText();
+  if (size == 0) return (void)fuse_reply_xattr(req, text.size());
+  if (size < text.size()) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, text.data(), text.size());
+}
+
+void OnListXattr(fuse_req_t req, fuse_ino_t /*ino*/, size_t size) {
+  if (size == 0) return (void)fuse_reply_xattr(req, 0);
+  fuse_reply_buf(req, nullptr, 0);
+}
+
+const fuse_lowlevel_ops kOps = [] {
+  fuse_lowlevel_ops ops{};
+  ops.init = OnInit;
+  ops.lookup = OnLookup;
+  ops.forget = OnForget;
+  ops.forget_multi = OnForgetMulti;
+  ops.getattr = OnGetAttr;
+  ops.opendir = OnOpenDir;
+  ops.readdir = OnReadDir;
+  ops.readdirplus = OnReadDirPlus;
+  ops.releasedir = OnReleaseDir;
+  ops.open = OnOpen;
+  ops.read = OnRead;
+  ops.release = OnRelease;
+  ops.statfs = OnStatFs;
+  ops.getxattr = OnGetXattr;
+  ops.listxattr = OnListXattr;
+  return ops;
+}();
+
+}  // namespace
+
+int ToErrno(const Status& status) {
+  if (status.code() == "NameTooLong") return ENAMETOOLONG;
+  switch (status.kind()) {
+    case ErrorKind::kOk:
+      return 0;
+    case ErrorKind::kNotFound:
+      return ENOENT;
+    case ErrorKind::kAccessDenied:
+      return EACCES;
+    case ErrorKind::kInvalidArgument:
+      return EINVAL;
+    case ErrorKind::kNoSpace:
+      return ENOSPC;
+    case ErrorKind::kNotSupported:
+      return ENOTSUP;
+    case ErrorKind::kPreconditionFailed:  // the object changed under an open file
+    case ErrorKind::kTransient:           // S3 unreachable after retries
+    case ErrorKind::kIo:
+    case ErrorKind::kCorrupt:
+    case ErrorKind::kInternal:
+      return EIO;
+  }
+  return EIO;
+}
+
+Result<std::unique_ptr<FuseSession>> FuseSession::Mount(Filesystem& fs, FuseMountOptions options) {
+  std::unique_ptr<FuseSession> session(new FuseSession(fs, std::move(options)));
+  const FuseMountOptions& o = session->options_;
+  std::vector<std::string> args = {"strata", "-o",
+                                   "ro,default_permissions,subtype=strata,fsname=" + o.fsname};
+  if (o.allow_other) args.insert(args.end(), {"-o", "allow_other"});
+  if (o.debug) args.push_back("-d");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  session->session_ = fuse_session_new(&fargs, &kOps, sizeof kOps, session->context_.get());
+  if (session->session_ == nullptr) {
+    return Status::InvalidArgument("libfuse rejected the mount options");
+  }
+  if (fuse_session_mount(session->session_, o.mountpoint.c_str()) != 0) {
+    return Status::InvalidArgument("cannot mount on " + o.mountpoint +
+                                   " (is it an existing, empty, unmounted directory? is "
+                                   "/dev/fuse usable? allow_other needs user_allow_other in "
+                                   "/etc/fuse.conf for non-root users)");
+  }
+  session->mounted_ = true;
+  return session;
+}
+
+FuseSession::FuseSession(Filesystem& fs, FuseMountOptions options)
+    : fs_(fs),
+      options_(std::move(options)),
+      context_(std::make_unique<Context>(
+          Context{&fs_, std::chrono::duration<double>(options_.attr_ttl).count()})) {}
+
+FuseSession::~FuseSession() {
+  if (session_ == nullptr) return;
+  if (signal_handlers_) fuse_remove_signal_handlers(session_);
+  if (mounted_) fuse_session_unmount(session_);
+  fuse_session_destroy(session_);
+}
+
+Status FuseSession::Run() {
+  if (fuse_set_signal_handlers(session_) != 0) {
+    return Status::Internal("cannot install signal handlers");
+  }
+  signal_handlers_ = true;
+  fuse_loop_config config{};
+  config.clone_fd = 0;
+  config.max_idle_threads = static_cast<unsigned>(options_.max_threads);
+  const int rc = fuse_session_loop_mt(session_, &config);
+  if (rc != 0 && rc != SIGTERM && rc != SIGINT && rc != SIGHUP) {
+    return Status::Io("the FUSE session ended with error " + std::to_string(rc));
+  }
+  return Status::Ok();
+}
+
+}  // namespace strata

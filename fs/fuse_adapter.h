@@ -1,0 +1,57 @@
+// FuseSession: serves a Filesystem through the libfuse low-level API. The only place that sees
+// fuse_lowlevel.h and errno: each callback calls Filesystem, maps Status to errno (ToErrno) and
+// replies once. No lock is held while replying to the kernel. Callbacks never throw.
+//
+// Life cycle: Mount() makes the mount live (so failures such as a busy mount point are reported
+// before the caller daemonizes); Run() serves requests on several threads until the filesystem
+// is unmounted or SIGTERM/SIGINT/SIGHUP arrives; the destructor unmounts.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backends/status.h"
+#include "fs/filesystem.h"
+
+struct fuse_session;
+
+namespace strata {
+
+struct FuseMountOptions {
+  std::string mountpoint;
+  std::string fsname;  // shown by mount(8) and df, e.g. "strata:bucket/prefix"
+  bool allow_other = false;
+  bool debug = false;  // libfuse's request trace on stderr
+  int max_threads = 16;
+  std::chrono::milliseconds attr_ttl{std::chrono::seconds(5)};
+};
+
+// errno for a failed Status (ENOENT, EACCES, EIO, ...).
+int ToErrno(const Status& status);
+
+class FuseSession {
+ public:
+  // `fs` must outlive the session.
+  static Result<std::unique_ptr<FuseSession>> Mount(Filesystem& fs, FuseMountOptions options);
+  ~FuseSession();
+
+  FuseSession(const FuseSession&) = delete;
+  FuseSession& operator=(const FuseSession&) = delete;
+
+  // Serves until unmounted or signalled. Returns OK on a clean exit.
+  Status Run();
+
+  struct Context;  // what the callbacks see: defined in fuse_adapter.cc
+
+ private:
+  FuseSession(Filesystem& fs, FuseMountOptions options);
+
+  Filesystem& fs_;
+  const FuseMountOptions options_;
+  std::unique_ptr<Context> context_;
+  fuse_session* session_ = nullptr;
+  bool mounted_ = false;
+  bool signal_handlers_ = false;
+};
+
+}  // namespace strata

@@ -1,0 +1,260 @@
+#include "fs/metadata_cache.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+namespace strata {
+namespace {
+
+std::string ParentOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+std::string Join(const std::string& dir, const std::string& name) {
+  return dir.empty() ? name : dir + "/" + name;
+}
+
+EntryInfo FileFromObject(const ObjectInfo& object) {
+  EntryInfo info;
+  info.type = EntryType::kFile;
+  info.size = object.size;
+  info.mtime = object.last_modified;
+  info.etag = object.etag;
+  return info;
+}
+
+EntryInfo Directory(TimePoint mtime = {}) {
+  EntryInfo info;
+  info.type = EntryType::kDirectory;
+  info.mtime = mtime;
+  return info;
+}
+
+}  // namespace
+
+bool ValidFileName(std::string_view name) {
+  return !name.empty() && name != "." && name != ".." && name.size() <= 255 &&
+         name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
+}
+
+void ApplyPosixMetadata(const Metadata& user_metadata, EntryInfo& info) {
+  auto number = [&](const char* name) -> std::optional<uint64_t> {
+    auto it = user_metadata.find(name);
+    if (it == user_metadata.end() || it->second.empty()) return std::nullopt;
+    char* end = nullptr;
+    const unsigned long long value = std::strtoull(it->second.c_str(), &end, 10);
+    if (end == it->second.c_str()) return std::nullopt;
+    return value;
+  };
+  if (auto mode = number("mode")) {
+    info.mode = static_cast<mode_t>(*mode & 07777);
+    if (S_ISLNK(*mode) && info.type == EntryType::kFile) info.type = EntryType::kSymlink;
+  }
+  if (auto uid = number("uid")) info.uid = static_cast<uid_t>(*uid);
+  if (auto gid = number("gid")) info.gid = static_cast<gid_t>(*gid);
+  // s3fs writes seconds, optionally with a fraction.
+  if (auto it = user_metadata.find("mtime"); it != user_metadata.end() && !it->second.empty()) {
+    char* end = nullptr;
+    const double seconds = std::strtod(it->second.c_str(), &end);
+    if (end != it->second.c_str() && seconds >= 0) {
+      info.mtime = TimePoint(
+          std::chrono::duration_cast<TimePoint::duration>(std::chrono::duration<double>(seconds)));
+    }
+  }
+}
+
+MetadataCache::MetadataCache(ObjectStore& store, Clock& clock, MetadataOptions options)
+    : store_(store), clock_(clock), options_(std::move(options)) {}
+
+bool MetadataCache::Fresh(Clock::MonoTime fetched, std::chrono::milliseconds ttl) {
+  return clock_.Now() - fetched < ttl;
+}
+
+MetadataCounters MetadataCache::counters() {
+  std::lock_guard lock(mu_);
+  return counters_;
+}
+
+Result<std::optional<EntryInfo>> MetadataCache::Lookup(const std::string& dir,
+                                                       const std::string& name) {
+  if (!ValidFileName(name)) return std::optional<EntryInfo>();
+  const std::string path = Join(dir, name);
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = entries_.find(path); it != entries_.end()) {
+      const auto ttl = it->second.info ? options_.attr_ttl : options_.negative_ttl;
+      if (Fresh(it->second.fetched, ttl)) return it->second.info;
+    }
+    if (auto it = listings_.find(dir);
+        it != listings_.end() && Fresh(it->second->fetched, options_.attr_ttl)) {
+      auto entry = it->second->entries.find(name);
+      if (entry == it->second->entries.end()) return std::optional<EntryInfo>();
+      return std::optional<EntryInfo>(entry->second);
+    }
+  }
+  Result<std::optional<EntryInfo>> fetched = FetchEntry(path);
+  if (!fetched.ok()) return fetched.status();
+  std::lock_guard lock(mu_);
+  entries_[path] = CachedEntry{*fetched, clock_.Now()};
+  return fetched;
+}
+
+Result<std::shared_ptr<const DirListing>> MetadataCache::List(const std::string& dir) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = listings_.find(dir);
+        it != listings_.end() && Fresh(it->second->fetched, options_.attr_ttl)) {
+      return it->second;
+    }
+  }
+  Result<std::shared_ptr<const DirListing>> listing = FetchListing(dir);
+  if (!listing.ok()) return listing.status();
+  std::lock_guard lock(mu_);
+  listings_[dir] = *listing;
+  return listing;
+}
+
+Result<std::optional<EntryInfo>> MetadataCache::Revalidate(const std::string& path) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = entries_.find(path);
+        it != entries_.end() && it->second.info && Fresh(it->second.fetched, options_.attr_ttl)) {
+      return it->second.info;
+    }
+  }
+  Result<std::optional<EntryInfo>> head = HeadFile(path);
+  if (!head.ok()) return head.status();
+  std::lock_guard lock(mu_);
+  entries_[path] = CachedEntry{*head, clock_.Now()};
+  return head;
+}
+
+void MetadataCache::Invalidate(const std::string& path) {
+  std::lock_guard lock(mu_);
+  entries_.erase(path);
+  listings_.erase(path);
+  listings_.erase(ParentOf(path));
+}
+
+Result<std::optional<EntryInfo>> MetadataCache::HeadFile(const std::string& path) {
+  {
+    std::lock_guard lock(mu_);
+    counters_.head_requests++;
+  }
+  Result<ObjectInfo> head = store_.Head(KeyOf(path));
+  if (!head.ok()) {
+    if (head.status().IsNotFound()) return std::optional<EntryInfo>();
+    return head.status();
+  }
+  EntryInfo info = FileFromObject(*head);
+  ApplyPosixMetadata(head->metadata, info);
+  return std::optional<EntryInfo>(std::move(info));
+}
+
+Result<std::optional<EntryInfo>> MetadataCache::FetchEntry(const std::string& path) {
+  // One LIST with the path as prefix finds both the object "path" and the prefix "path/":
+  // keys sort bytewise, and only names continuing with a byte below '/' fall between them.
+  const std::string key = KeyOf(path);
+  const std::string dir_prefix = key + "/";
+  ListOptions options{.prefix = key, .delimiter = "/", .max_keys = 64};
+  std::optional<EntryInfo> file;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      counters_.list_requests++;
+    }
+    Result<ListPage> page = store_.List(options);
+    if (!page.ok()) return page.status();
+    for (const std::string& prefix : page->common_prefixes) {
+      if (prefix == dir_prefix) return std::optional<EntryInfo>(Directory());
+    }
+    bool past = false;
+    for (const ObjectInfo& object : page->objects) {
+      if (object.key == key) file = FileFromObject(object);
+      if (object.key > dir_prefix) past = true;
+    }
+    if (!page->common_prefixes.empty() && page->common_prefixes.back() > dir_prefix) past = true;
+    if (past || !page->truncated) break;
+    options.continuation_token = page->next_continuation_token;
+  }
+  return file;
+}
+
+Result<std::shared_ptr<const DirListing>> MetadataCache::FetchListing(const std::string& dir) {
+  const std::string prefix = dir.empty() ? options_.prefix : KeyOf(dir) + "/";
+  auto listing = std::make_shared<DirListing>();
+  bool marker = false;
+  ListOptions options{.prefix = prefix, .delimiter = "/"};
+  std::vector<std::string> skipped;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      counters_.list_requests++;
+    }
+    Result<ListPage> page = store_.List(options);
+    if (!page.ok()) return page.status();
+    for (const ObjectInfo& object : page->objects) {
+      const std::string name = object.key.substr(prefix.size());
+      if (name.empty()) {
+        marker = true;  // the "dir/" marker of this directory itself
+        continue;
+      }
+      if (!ValidFileName(name)) {
+        skipped.push_back(object.key);
+        continue;
+      }
+      // A directory of the same name wins; it may already be there from an earlier page.
+      listing->entries.emplace(name, FileFromObject(object));
+    }
+    for (const std::string& common : page->common_prefixes) {
+      const std::string name = common.substr(prefix.size(), common.size() - prefix.size() - 1);
+      if (!ValidFileName(name)) {
+        skipped.push_back(common);
+        continue;
+      }
+      auto [it, inserted] = listing->entries.emplace(name, Directory());
+      if (!inserted && it->second.type != EntryType::kDirectory) {
+        spdlog::warn("'{}' is both a file and a directory; showing the directory", common);
+        it->second = Directory();
+      }
+    }
+    if (!page->truncated) break;
+    options.continuation_token = page->next_continuation_token;
+  }
+  if (!skipped.empty()) {
+    spdlog::warn("skipped {} key(s) under '{}' that cannot be file names, e.g. '{}'",
+                 skipped.size(), prefix, skipped.front());
+  }
+  if (!dir.empty() && !marker && listing->entries.empty() && skipped.empty()) {
+    return Status::NotFound("directory '" + dir + "' does not exist");
+  }
+  if (options_.head_every_entry) {
+    // Bounded parallel HEADs for s3fs attributes; a failed HEAD keeps the listing's values.
+    std::vector<std::pair<const std::string*, EntryInfo*>> files;
+    for (auto& [name, info] : listing->entries) {
+      if (info.type == EntryType::kFile) files.emplace_back(&name, &info);
+    }
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> workers;
+    const size_t count =
+        std::min<size_t>(files.size(), static_cast<size_t>(std::max(1, options_.head_parallelism)));
+    for (size_t w = 0; w < count; ++w) {
+      workers.emplace_back([&] {
+        for (size_t i = next++; i < files.size(); i = next++) {
+          Result<std::optional<EntryInfo>> head = HeadFile(Join(dir, *files[i].first));
+          if (head.ok() && *head) *files[i].second = **head;
+        }
+      });
+    }
+    for (std::thread& worker : workers) worker.join();
+  }
+  listing->fetched = clock_.Now();
+  return std::shared_ptr<const DirListing>(std::move(listing));
+}
+
+}  // namespace strata

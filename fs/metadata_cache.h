@@ -1,0 +1,119 @@
+// MetadataCache: what the tree looks like, from S3 listings, with attribute, listing and negative
+// caches. Paths are relative to the mount root ("" is the root, "a/b" a nested entry); the
+// bucket prefix is added here and nowhere else. Thread-safe; no lock is held across a request.
+//
+// A directory is a common prefix or a "dir/" marker object; when both a file "x" and a
+// directory "x/" exist, the directory wins (the file is hidden, with one warning). Keys that
+// cannot be file names (empty segments, "." or "..", names over 255 bytes) are skipped with one
+// warning. File attributes come from the listing (size, mtime = Last-Modified); POSIX attributes
+// stored by s3fs (x-amz-meta-mode/uid/gid/mtime) are honoured whenever a HEAD was made anyway,
+// and for every entry when `head_every_entry` is set (bounded parallel HEADs).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "backends/clock.h"
+#include "backends/object_store.h"
+#include "backends/thread_annotations.h"
+
+namespace strata {
+
+enum class EntryType { kFile, kDirectory, kSymlink };
+
+struct EntryInfo {
+  EntryType type = EntryType::kFile;
+  uint64_t size = 0;
+  TimePoint mtime{};
+  std::string etag{};  // files only
+  // From s3fs headers when known; nullopt means "use the mount default".
+  std::optional<mode_t> mode{};  // permission bits only
+  std::optional<uid_t> uid{};
+  std::optional<gid_t> gid{};
+};
+
+// A snapshot of one directory's entries, sorted by name.
+struct DirListing {
+  std::map<std::string, EntryInfo> entries;
+  Clock::MonoTime fetched{};
+};
+
+struct MetadataOptions {
+  std::string bucket{};
+  std::string prefix{};  // "" or ending with '/'
+  std::chrono::milliseconds attr_ttl{std::chrono::seconds(5)};
+  std::chrono::milliseconds negative_ttl{std::chrono::seconds(2)};
+  bool head_every_entry = false;  // fetch s3fs attributes with a HEAD per listed file
+  int head_parallelism = 16;
+};
+
+struct MetadataCounters {
+  uint64_t list_requests = 0;
+  uint64_t head_requests = 0;
+};
+
+class MetadataCache {
+ public:
+  // `store` and `clock` must outlive *this.
+  MetadataCache(ObjectStore& store, Clock& clock, MetadataOptions options);
+
+  // The entry `name` in directory `dir`, or nullopt when there is none. Answers from a fresh
+  // listing of `dir` when there is one, else asks S3 (HEAD, then a one-key LIST for a
+  // directory) and remembers the answer (negative answers for negative_ttl).
+  Result<std::optional<EntryInfo>> Lookup(const std::string& dir, const std::string& name);
+
+  // The whole directory, from cache when younger than attr_ttl. kNotFound when `dir` has no
+  // entries and no marker (it does not exist, or no longer does).
+  Result<std::shared_ptr<const DirListing>> List(const std::string& dir);
+
+  // Fresh attributes of a file for open(): HEADs it when the cached ones are older than
+  // attr_ttl. nullopt when the object is gone.
+  Result<std::optional<EntryInfo>> Revalidate(const std::string& path);
+
+  // Forgets what is known about `path` and its parent's listing.
+  void Invalidate(const std::string& path);
+
+  // The object key of a path ("a/b" -> prefix + "a/b").
+  std::string KeyOf(const std::string& path) const { return options_.prefix + path; }
+
+  MetadataCounters counters();
+  const MetadataOptions& options() const { return options_; }
+
+ private:
+  struct CachedEntry {
+    std::optional<EntryInfo> info;  // nullopt: known not to exist
+    Clock::MonoTime fetched;
+  };
+
+  Result<std::shared_ptr<const DirListing>> FetchListing(const std::string& dir);
+  Result<std::optional<EntryInfo>> FetchEntry(const std::string& path);
+  Result<std::optional<EntryInfo>> HeadFile(const std::string& path);
+  bool Fresh(Clock::MonoTime fetched, std::chrono::milliseconds ttl);
+
+  ObjectStore& store_;
+  Clock& clock_;
+  const MetadataOptions options_;
+
+  // Lock order: mu_ is a leaf; never held across a store call.
+  std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<const DirListing>> listings_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, CachedEntry> entries_ GUARDED_BY(mu_);
+  MetadataCounters counters_ GUARDED_BY(mu_);
+};
+
+// s3fs-compatible attributes from user metadata ("mode", "uid", "gid", "mtime").
+void ApplyPosixMetadata(const Metadata& user_metadata, EntryInfo& info);
+
+// True when `name` can be a file name: not empty, not "." or "..", at most 255 bytes, no '/'
+// and no NUL.
+bool ValidFileName(std::string_view name);
+
+}  // namespace strata

@@ -1,0 +1,143 @@
+// strata_seed: puts test data into a bucket for the mount tests and benchmarks, through the same
+// S3Store the product uses. Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+//   strata_seed --endpoint URL --bucket B mb
+//   strata_seed --endpoint URL --bucket B put KEY FILE        (multipart above 64 MiB)
+//   strata_seed --endpoint URL --bucket B many PREFIX COUNT   (COUNT small objects, in parallel)
+//   strata_seed --endpoint URL --bucket B rm PREFIX           (deletes every key under PREFIX)
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "backends/credentials.h"
+#include "backends/s3_store.h"
+
+namespace {
+
+using namespace strata;
+
+constexpr uint64_t kPartBytes = 16 << 20;
+
+Status PutFile(S3Store& store, const std::string& key, const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) return Status::Io("cannot open " + path);
+  const uint64_t size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  if (size <= 4 * kPartBytes) {
+    std::string body(size, '\0');
+    in.read(body.data(), static_cast<std::streamsize>(size));
+    return store.Put(key, body, {}).status();
+  }
+  Result<std::string> id = store.CreateMultipartUpload(key, {});
+  if (!id.ok()) return id.status();
+  const int count = static_cast<int>((size + kPartBytes - 1) / kPartBytes);
+  std::vector<PartInfo> parts(static_cast<size_t>(count));
+  std::atomic<int> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex read_mu;
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&] {
+      std::string body;
+      for (int i = next++; i < count && !failed; i = next++) {
+        {
+          std::lock_guard lock(read_mu);
+          const uint64_t offset = static_cast<uint64_t>(i) * kPartBytes;
+          body.resize(std::min(kPartBytes, size - offset));
+          in.seekg(static_cast<std::streamoff>(offset));
+          in.read(body.data(), static_cast<std::streamsize>(body.size()));
+        }
+        Result<PartInfo> part = store.UploadPart(key, *id, i + 1, body);
+        if (!part.ok()) {
+          std::cerr << part.status().ToString() << "\n";
+          failed = true;
+          return;
+        }
+        parts[static_cast<size_t>(i)] = *part;
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  if (failed) {
+    IgnoreError(store.AbortMultipartUpload(key, *id), "the part error is reported");
+    return Status::Internal("a part upload failed");
+  }
+  return store.CompleteMultipartUpload(key, *id, parts).status();
+}
+
+Status PutMany(S3Store& store, const std::string& prefix, int count) {
+  std::atomic<int> next{0};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 16; ++w) {
+    workers.emplace_back([&] {
+      for (int i = next++; i < count; i = next++) {
+        char name[32];
+        std::snprintf(name, sizeof name, "f%06d", i);
+        if (!store.Put(prefix + name, std::string("object ") + name + "\n", {}).ok()) failures++;
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  return failures == 0 ? Status::Ok() : Status::Internal(std::to_string(failures) + " puts failed");
+}
+
+Status RemovePrefix(S3Store& store, const std::string& prefix) {
+  ListOptions options{.prefix = prefix};
+  for (;;) {
+    Result<ListPage> page = store.List(options);
+    if (!page.ok()) return page.status();
+    std::vector<std::string> keys;
+    for (const ObjectInfo& o : page->objects) keys.push_back(o.key);
+    if (!keys.empty()) {
+      Result<std::vector<DeleteFailure>> deleted = store.DeleteBatch(keys);
+      if (!deleted.ok()) return deleted.status();
+    }
+    if (!page->truncated) return Status::Ok();
+    options.continuation_token = page->next_continuation_token;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"strata_seed: test data for strata's mount tests"};
+  std::string endpoint, bucket, a, b;
+  app.add_option("--endpoint", endpoint)->required();
+  app.add_option("--bucket", bucket)->required();
+  app.require_subcommand(1);
+  CLI::App* mb = app.add_subcommand("mb", "create the bucket");
+  CLI::App* put = app.add_subcommand("put", "put a local file");
+  put->add_option("key", a)->required();
+  put->add_option("file", b)->required();
+  CLI::App* many = app.add_subcommand("many", "put COUNT small objects under PREFIX");
+  int count = 0;
+  many->add_option("prefix", a)->required();
+  many->add_option("count", count)->required();
+  CLI::App* rm = app.add_subcommand("rm", "delete every key under PREFIX");
+  rm->add_option("prefix", a)->required();
+  CLI11_PARSE(app, argc, argv);
+
+  Result<Credentials> creds = ResolveCredentials({}, ProcessEnvironment());
+  if (!creds.ok()) {
+    std::cerr << creds.status().message() << "\n";
+    return 1;
+  }
+  S3Options options{.bucket = bucket, .endpoint = endpoint, .credentials = *creds};
+  Result<std::unique_ptr<S3Store>> store = S3Store::Create(options);
+  if (!store.ok()) {
+    std::cerr << store.status().ToString() << "\n";
+    return 1;
+  }
+  Status st = mb->parsed()     ? (*store)->CreateBucket()
+              : put->parsed()  ? PutFile(**store, a, b)
+              : many->parsed() ? PutMany(**store, a, count)
+                               : RemovePrefix(**store, a);
+  if (!st.ok()) {
+    std::cerr << "strata_seed: " << st.ToString() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,209 @@
+#include "fs/metadata_cache.h"
+
+#include <gtest/gtest.h>
+
+#include "backends/memory_store.h"
+#include "fs/inode_table.h"
+
+namespace strata {
+namespace {
+
+using std::chrono::milliseconds;
+
+class MetadataCacheTest : public ::testing::Test {
+ protected:
+  MetadataCache MakeCache(std::string prefix = "") {
+    return MetadataCache(store_, clock_,
+                         MetadataOptions{.bucket = "b",
+                                         .prefix = std::move(prefix),
+                                         .attr_ttl = milliseconds(1000),
+                                         .negative_ttl = milliseconds(500)});
+  }
+  void Put(const std::string& key, const std::string& body = "x", Metadata meta = {}) {
+    ASSERT_TRUE(store_.Put(key, body, PutOptions{.metadata = std::move(meta)}).ok());
+  }
+
+  MemoryStore store_;
+  FakeClock clock_;
+};
+
+TEST_F(MetadataCacheTest, ListingHasFilesDirectoriesAndMarkers) {
+  Put("top.txt", "hello");
+  Put("dir/a.txt");
+  Put("dir/sub/b.txt");
+  Put("marker/", "");
+  Put("implicit/deep/c.txt");
+  MetadataCache cache = MakeCache();
+  auto root = cache.List("");
+  ASSERT_TRUE(root.ok()) << root.status().ToString();
+  const auto& e = (*root)->entries;
+  ASSERT_EQ(e.size(), 4u);
+  EXPECT_EQ(e.at("top.txt").type, EntryType::kFile);
+  EXPECT_EQ(e.at("top.txt").size, 5u);
+  EXPECT_FALSE(e.at("top.txt").etag.empty());
+  EXPECT_EQ(e.at("dir").type, EntryType::kDirectory);
+  EXPECT_EQ(e.at("marker").type, EntryType::kDirectory);
+  EXPECT_EQ(e.at("implicit").type, EntryType::kDirectory);
+
+  auto marker = cache.List("marker");
+  ASSERT_TRUE(marker.ok()) << marker.status().ToString();
+  EXPECT_TRUE((*marker)->entries.empty());
+  EXPECT_EQ(cache.List("nope").status().kind(), ErrorKind::kNotFound);
+}
+
+TEST_F(MetadataCacheTest, DirectoryWinsOverFileOfTheSameName) {
+  Put("x");
+  Put("x/inside");
+  MetadataCache cache = MakeCache();
+  auto root = cache.List("");
+  ASSERT_TRUE(root.ok());
+  EXPECT_EQ((*root)->entries.at("x").type, EntryType::kDirectory);
+  auto looked = cache.Lookup("", "x");
+  ASSERT_TRUE(looked.ok());
+  ASSERT_TRUE(looked->has_value());
+  EXPECT_EQ((**looked).type, EntryType::kDirectory);
+}
+
+TEST_F(MetadataCacheTest, KeysThatCannotBeNamesAreSkipped) {
+  Put("ok.txt");
+  Put("a//b");
+  Put("./dot");
+  Put("../up");
+  Put(std::string(300, 'n'));
+  MetadataCache cache = MakeCache();
+  auto root = cache.List("");
+  ASSERT_TRUE(root.ok());
+  EXPECT_EQ((*root)->entries.count("ok.txt"), 1u);
+  EXPECT_EQ((*root)->entries.count("."), 0u);
+  EXPECT_EQ((*root)->entries.count(".."), 0u);
+  EXPECT_EQ((*root)->entries.count(std::string(300, 'n')), 0u);
+  auto a = cache.List("a");
+  ASSERT_TRUE(a.ok());
+  EXPECT_TRUE((*a)->entries.empty());  // "a//b" has an empty segment
+}
+
+TEST_F(MetadataCacheTest, PrefixIsTheRoot) {
+  Put("outside.txt");
+  Put("data/inside.txt");
+  Put("data2/not-inside.txt");
+  MetadataCache cache = MakeCache("data/");
+  auto root = cache.List("");
+  ASSERT_TRUE(root.ok());
+  ASSERT_EQ((*root)->entries.size(), 1u);
+  EXPECT_EQ((*root)->entries.begin()->first, "inside.txt");
+  EXPECT_EQ(cache.KeyOf("inside.txt"), "data/inside.txt");
+}
+
+TEST_F(MetadataCacheTest, LookupUsesOneListAndCachesNegatives) {
+  Put("dir/file");
+  Put("dir/file.bak");
+  Put("dir/file/child");  // "file" is also a directory: the directory wins
+  Put("dir/other");
+  MetadataCache cache = MakeCache();
+  auto found = cache.Lookup("dir", "other");
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((**found).type, EntryType::kFile);
+  EXPECT_EQ(cache.counters().list_requests, 1u);
+  EXPECT_EQ(store_.stats().head, 0u);
+
+  auto file = cache.Lookup("dir", "file");
+  ASSERT_TRUE(file.ok() && file->has_value());
+  EXPECT_EQ((**file).type, EntryType::kDirectory);
+
+  auto missing = cache.Lookup("dir", "missing");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  const uint64_t lists = cache.counters().list_requests;
+  ASSERT_TRUE(cache.Lookup("dir", "missing").ok());
+  EXPECT_EQ(cache.counters().list_requests, lists) << "negative answer not cached";
+  clock_.Advance(milliseconds(600));  // past negative_ttl
+  Put("dir/missing");
+  auto appeared = cache.Lookup("dir", "missing");
+  ASSERT_TRUE(appeared.ok());
+  EXPECT_TRUE(appeared->has_value());
+}
+
+TEST_F(MetadataCacheTest, LookupAnswersFromAFreshListing) {
+  for (int i = 0; i < 50; ++i) Put("d/f" + std::to_string(i));
+  MetadataCache cache = MakeCache();
+  ASSERT_TRUE(cache.List("d").ok());
+  const uint64_t lists = cache.counters().list_requests;
+  for (int i = 0; i < 50; ++i) {
+    auto e = cache.Lookup("d", "f" + std::to_string(i));
+    ASSERT_TRUE(e.ok() && e->has_value());
+  }
+  EXPECT_EQ(cache.counters().list_requests, lists);
+  EXPECT_EQ(store_.stats().head, 0u);
+}
+
+TEST_F(MetadataCacheTest, ChangesShowAfterTheTtl) {
+  Put("f", "one");
+  MetadataCache cache = MakeCache();
+  auto before = cache.List("");
+  ASSERT_TRUE(before.ok());
+  const std::string etag = (*before)->entries.at("f").etag;
+  Put("f", "changed");
+  auto cached = cache.List("");
+  EXPECT_EQ((*cached)->entries.at("f").etag, etag);
+  clock_.Advance(milliseconds(1001));
+  auto after = cache.List("");
+  EXPECT_NE((*after)->entries.at("f").etag, etag);
+  EXPECT_EQ((*after)->entries.at("f").size, 7u);
+}
+
+TEST_F(MetadataCacheTest, RevalidateHeadsAndHonoursS3fsAttributes) {
+  Put("f", "x", {{"mode", "33184"}, {"uid", "1000"}, {"gid", "100"}, {"mtime", "1700000000.5"}});
+  MetadataCache cache = MakeCache();
+  auto info = cache.Revalidate("f");
+  ASSERT_TRUE(info.ok() && info->has_value());
+  EXPECT_EQ((**info).mode, 0640u);
+  EXPECT_EQ((**info).uid, 1000u);
+  EXPECT_EQ((**info).gid, 100u);
+  EXPECT_EQ(std::chrono::duration_cast<milliseconds>((**info).mtime.time_since_epoch()).count(),
+            1700000000500);
+  EXPECT_EQ(store_.stats().head, 1u);
+  auto gone = cache.Revalidate("nope");
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value());
+}
+
+TEST_F(MetadataCacheTest, HeadEveryEntryFetchesAttributesInParallel) {
+  for (int i = 0; i < 40; ++i) Put("d/f" + std::to_string(i), "x", {{"mode", "33261"}});
+  MetadataCache cache(
+      store_, clock_,
+      MetadataOptions{.bucket = "b", .head_every_entry = true, .head_parallelism = 8});
+  auto listing = cache.List("d");
+  ASSERT_TRUE(listing.ok());
+  for (const auto& [name, info] : (*listing)->entries) EXPECT_EQ(info.mode, 0755u) << name;
+  EXPECT_EQ(store_.stats().head, 40u);
+}
+
+TEST(InodeTableTest, LookupCountsAndForget) {
+  InodeTable table;
+  const uint64_t a = table.Lookup("a", EntryType::kFile);
+  EXPECT_EQ(table.Lookup("a", EntryType::kFile), a);
+  EXPECT_EQ(table.Get(a)->lookups, 2u);
+  table.Forget(a, 1);
+  ASSERT_TRUE(table.Get(a).has_value());
+  table.Forget(a, 1);
+  EXPECT_FALSE(table.Get(a).has_value());
+  const uint64_t again = table.Lookup("a", EntryType::kFile);
+  EXPECT_NE(again, a) << "a forgotten inode number is not reused";
+  table.Forget(InodeTable::kRootInode, 100);
+  EXPECT_TRUE(table.Get(InodeTable::kRootInode).has_value());
+}
+
+TEST(InodeTableTest, TypeChangeGivesANewInode) {
+  InodeTable table;
+  const uint64_t file = table.Lookup("x", EntryType::kFile);
+  const uint64_t dir = table.Lookup("x", EntryType::kDirectory);
+  EXPECT_NE(file, dir);
+  EXPECT_EQ(table.Get(file)->type, EntryType::kFile);  // lives until forgotten
+  table.Forget(file, 1);
+  EXPECT_FALSE(table.Get(file).has_value());
+  EXPECT_EQ(table.Lookup("x", EntryType::kDirectory), dir);
+}
+
+}  // namespace
+}  // namespace strata

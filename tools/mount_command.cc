@@ -1,0 +1,314 @@
+#include "tools/mount_command.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "backends/logging.h"
+#include "cache/cache_stats.h"
+#include "cache/chunk_fetcher.h"
+#include "cache/disk_tier.h"
+#include "cache/memory_tier.h"
+#include "cache/read_stream.h"
+#include "cache/write_behind_tier.h"
+#include "fs/filesystem.h"
+#include "fs/fuse_adapter.h"
+#include "fs/metadata_cache.h"
+#include "tools/store_errors.h"
+
+namespace strata {
+namespace {
+
+// Memory beyond the memory cache: chunks being read ahead, and chunks waiting for the disk.
+constexpr uint64_t kReadaheadBytes = 32ull << 20;
+constexpr uint64_t kWriteBehindBytes = 16ull << 20;
+
+// Everything `mount` decided before forking.
+struct MountPlan {
+  S3Url url;
+  S3Options s3;
+  std::string mountpoint;  // absolute
+  std::string cache_dir;   // absolute
+  uint64_t cache_size = 0;
+  uint64_t cache_min_free = 0;
+  uint64_t memory_cache = 0;
+  uint32_t chunk_size = 0;
+  uint64_t max_readahead = 0;
+  MetadataOptions metadata;
+  FilesystemOptions fs;
+  FuseMountOptions fuse;
+};
+
+int Fail(const std::string& message) {
+  std::cerr << "strata mount: " << message << "\n";
+  return 1;
+}
+
+bool IsMountPoint(const std::string& path) {
+  std::ifstream mounts("/proc/self/mounts");
+  std::string device, dir, rest;
+  while (mounts >> device >> dir && std::getline(mounts, rest)) {
+    if (dir == path) return true;
+  }
+  return false;
+}
+
+// Creates the cache directory (0700) and proves it writable with a probe file.
+Status PrepareCacheDir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::Io("cannot create cache directory " + dir + ": " + ec.message());
+  if (chmod(dir.c_str(), 0700) != 0) {
+    return Status::Io("cannot set permissions of cache directory " + dir + ": " +
+                      std::strerror(errno));
+  }
+  const std::string probe = dir + "/.write-probe";
+  const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) {
+    return Status::Io("cache directory " + dir + " is not writable: " + std::strerror(errno));
+  }
+  close(fd);
+  unlink(probe.c_str());
+  return Status::Ok();
+}
+
+Result<MountPlan> Plan(const MountArgs& args, const StoreCli& cli, const EnvLookup& env) {
+  MountPlan plan;
+  Result<S3Url> url = ParseS3Url(args.source);
+  if (!url.ok()) return url.status();
+  plan.url = *url;
+  Result<S3Options> s3 = cli.ToOptions(url->bucket, env);
+  if (!s3.ok()) return s3.status();
+  plan.s3 = *s3;
+
+  struct {
+    const std::string& text;
+    uint64_t* out;
+    const char* what;
+  } sizes[] = {{args.cache_size, &plan.cache_size, "--cache-size"},
+               {args.cache_min_free, &plan.cache_min_free, "--cache-min-free"},
+               {args.memory_cache, &plan.memory_cache, "--memory-cache"},
+               {args.max_readahead, &plan.max_readahead, "--max-readahead"}};
+  for (auto& size : sizes) {
+    Result<uint64_t> parsed = ParseSize(size.text);
+    if (!parsed.ok())
+      return Status::InvalidArgument(size.what + (": " + parsed.status().message()));
+    *size.out = *parsed;
+  }
+  Result<uint64_t> chunk = ParseSize(args.chunk_size);
+  if (!chunk.ok()) return Status::InvalidArgument("--chunk-size: " + chunk.status().message());
+  if (*chunk < (64 << 10) || *chunk > (64 << 20)) {
+    return Status::InvalidArgument("--chunk-size must be between 64K and 64M");
+  }
+  plan.chunk_size = static_cast<uint32_t>(*chunk);
+  if (plan.cache_size < plan.chunk_size) {
+    return Status::InvalidArgument("--cache-size must hold at least one chunk");
+  }
+  char* end = nullptr;
+  const unsigned long umask_value = std::strtoul(args.umask.c_str(), &end, 8);
+  if (end == args.umask.c_str() || *end != '\0' || umask_value > 0777) {
+    return Status::InvalidArgument("--umask must be octal, e.g. 022");
+  }
+
+  std::error_code ec;
+  plan.mountpoint = std::filesystem::absolute(args.mountpoint, ec).lexically_normal().string();
+  while (plan.mountpoint.size() > 1 && plan.mountpoint.back() == '/') plan.mountpoint.pop_back();
+  if (!std::filesystem::is_directory(plan.mountpoint, ec)) {
+    return Status::InvalidArgument("mount point " + plan.mountpoint +
+                                   " does not exist or is not a directory");
+  }
+  if (IsMountPoint(plan.mountpoint)) {
+    return Status::InvalidArgument("mount point " + plan.mountpoint +
+                                   " is already mounted: unmount it first");
+  }
+  plan.cache_dir =
+      std::filesystem::absolute(args.cache_dir.empty() ? DefaultCacheDir() : args.cache_dir, ec)
+          .lexically_normal()
+          .string();
+
+  plan.metadata = MetadataOptions{
+      .bucket = url->bucket,
+      .prefix = url->prefix,
+      .attr_ttl = std::chrono::milliseconds(static_cast<int64_t>(args.attr_ttl_s * 1000)),
+      .negative_ttl = std::chrono::milliseconds(static_cast<int64_t>(args.negative_ttl_s * 1000)),
+      .head_every_entry = args.head_attrs};
+  plan.fs = FilesystemOptions{.uid = args.uid.value_or(getuid()),
+                              .gid = args.gid.value_or(getgid()),
+                              .umask = static_cast<mode_t>(umask_value),
+                              .attr_ttl = plan.metadata.attr_ttl};
+  plan.fuse = FuseMountOptions{
+      .mountpoint = plan.mountpoint,
+      .fsname = "strata:" + url->bucket + (url->prefix.empty() ? "" : "/" + url->prefix),
+      .allow_other = args.allow_other,
+      .debug = args.fuse_debug,
+      .attr_ttl = plan.metadata.attr_ttl};
+  return plan;
+}
+
+// Tells the waiting parent how the start went; the parent prints it and exits.
+class StartReport {
+ public:
+  explicit StartReport(int fd) : fd_(fd) {}
+  void Send(const std::string& message) {
+    if (fd_ < 0) return;
+    IgnoreError(WriteAll(message), "the parent reports a closed pipe as a failure");
+    close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  Status WriteAll(std::string_view data) {
+    while (!data.empty()) {
+      const ssize_t n = write(fd_, data.data(), data.size());
+      if (n <= 0) return Status::Io("pipe");
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return Status::Ok();
+  }
+  int fd_;
+};
+
+// The parent after fork: waits for the child's report. "ok" means the mount is served.
+int WaitForDaemon(int fd) {
+  std::string report;
+  char buffer[512];
+  ssize_t n;
+  while ((n = read(fd, buffer, sizeof buffer)) > 0) report.append(buffer, static_cast<size_t>(n));
+  close(fd);
+  if (report == "ok") return 0;
+  if (report.empty()) report = "the daemon exited during start-up (see the log)";
+  std::cerr << "strata mount: " << report << "\n";
+  return 1;
+}
+
+// Opens the cache, starts the fetcher and serves until unmounted. `report` gets "ok" once
+// serving, or the reason it could not start.
+int Serve(const MountPlan& plan, S3Store& store, ChunkFetcher*& fetcher_slot, CacheStats& stats,
+          FuseSession& session, StartReport& report) {
+  Result<std::unique_ptr<DiskTier>> disk =
+      DiskTier::Open(DiskTierOptions{.root = plan.cache_dir + "/chunks-v1",
+                                     .max_bytes = plan.cache_size,
+                                     .min_free_bytes = plan.cache_min_free},
+                     stats);
+  if (!disk.ok()) {
+    report.Send("cache directory " + plan.cache_dir + ": " + disk.status().ToString());
+    return 1;
+  }
+  // Few shards: with multi-MiB chunks a shard must hold a whole read-ahead window in its
+  // probation segment, or read-ahead chunks would evict each other before being read.
+  MemoryTier memory(
+      MemoryTier::Options{
+          .budget_bytes = plan.memory_cache, .shards = 2, .protected_fraction = 0.5},
+      stats);
+  // Chunk files are fsynced: keep that off the reader's path.
+  WriteBehindTier disk_behind(**disk, kWriteBehindBytes, stats);
+  ChunkFetcher fetcher(store, {&memory, &disk_behind},
+                       ChunkFetcher::Options{.chunk_size = plan.chunk_size,
+                                             .readahead_budget_bytes = kReadaheadBytes},
+                       stats);
+  fetcher_slot = &fetcher;
+  spdlog::info("serving {} on {}", store.Describe(), plan.mountpoint);
+  report.Send("ok");
+  Status served = session.Run();
+  fetcher_slot = nullptr;
+  if (!served.ok()) {
+    spdlog::error("{}", served.ToString());
+    return 1;
+  }
+  spdlog::info("unmounted {}", plan.mountpoint);
+  return 0;
+}
+
+}  // namespace
+
+int RunMount(const MountArgs& args, const StoreCli& cli, const EnvLookup& env,
+             const std::string& log_level, const std::string& log_file) {
+  if (!args.read_only) {
+    return Fail("writing is not supported yet: mount read-only (the default)");
+  }
+  Result<MountPlan> planned = Plan(args, cli, env);
+  if (!planned.ok()) return Fail(planned.status().message());
+  MountPlan& plan = *planned;
+
+  Result<Credentials> creds = ResolveCredentials(cli.ToCredentialOptions(), env);
+  if (!creds.ok()) return Fail(creds.status().message());
+  plan.s3.credentials = *creds;
+  plan.s3.retry.max_attempts = 3;  // fail fast while checking; raised once serving
+  Result<std::unique_ptr<S3Store>> created = S3Store::Create(plan.s3);
+  if (!created.ok()) return Fail(created.status().message());
+  S3Store& probe = **created;
+  Result<ListPage> first = probe.List(ListOptions{.prefix = plan.url.prefix, .max_keys = 1});
+  if (!first.ok()) {
+    return Fail(ExplainStoreError(first.status(), *creds, probe.options(), probe.endpoint_url()));
+  }
+  if (Status st = PrepareCacheDir(plan.cache_dir); !st.ok()) return Fail(st.message());
+
+  // The store the daemon serves with: patient with transient errors.
+  plan.s3.retry.max_attempts = cli.max_attempts;
+  Result<std::unique_ptr<S3Store>> serving = S3Store::Create(plan.s3);
+  if (!serving.ok()) return Fail(serving.status().message());
+  S3Store& store = **serving;
+
+  const std::string log_path =
+      !log_file.empty() || args.foreground ? log_file : plan.cache_dir + "/strata.log";
+  if (Status st = SetupLogging(log_level, log_path); !st.ok()) return Fail(st.message());
+
+  CacheStats stats;
+  ChunkFetcher* fetcher = nullptr;  // set by Serve once the fetcher runs
+  const ReadStream::Options stream_options{.max_readahead_bytes = plan.max_readahead};
+  SystemClock clock;
+  MetadataCache metadata(store, clock, plan.metadata);
+  Filesystem fs(
+      metadata,
+      [&fetcher, &stream_options](const ObjectVersion& version) {
+        return std::make_unique<ReadStream>(*fetcher, version, stream_options);
+      },
+      [&stats, &store] {
+        const S3Counters s3 = store.counters();
+        return stats.Format() + "s3_requests " + std::to_string(s3.requests) + "\n" +
+               "s3_retries " + std::to_string(s3.retries) + "\n" + "s3_connections_opened " +
+               std::to_string(s3.connections_opened) + "\n" + "s3_bytes_received " +
+               std::to_string(s3.bytes_received) + "\n";
+      },
+      plan.fs);
+  Result<std::unique_ptr<FuseSession>> session = FuseSession::Mount(fs, plan.fuse);
+  if (!session.ok()) return Fail(session.status().message());
+
+  if (args.foreground) {
+    StartReport report(-1);
+    return Serve(plan, store, fetcher, stats, **session, report);
+  }
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) return Fail(std::string("pipe: ") + std::strerror(errno));
+  const pid_t pid = fork();
+  if (pid < 0) return Fail(std::string("fork: ") + std::strerror(errno));
+  if (pid > 0) {
+    // The parent: the mount belongs to the child now; leave without unmounting.
+    close(pipe_fds[1]);
+    const int status = WaitForDaemon(pipe_fds[0]);
+    std::cout.flush();
+    std::cerr.flush();
+    _exit(status);
+  }
+  close(pipe_fds[0]);
+  setsid();
+  if (chdir("/") != 0) spdlog::warn("chdir /: {}", std::strerror(errno));
+  const int null_fd = open("/dev/null", O_RDWR);
+  if (null_fd >= 0) {
+    dup2(null_fd, STDIN_FILENO);
+    dup2(null_fd, STDOUT_FILENO);
+    dup2(null_fd, STDERR_FILENO);
+    if (null_fd > STDERR_FILENO) close(null_fd);
+  }
+  StartReport report(pipe_fds[1]);
+  return Serve(plan, store, fetcher, stats, **session, report);
+}
+
+}  // namespace strata

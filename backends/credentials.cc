@@ -163,7 +163,7 @@ Result<Credentials> ResolveCredentials(const CredentialOptions& options, const E
     const std::string env_secret = get_env("AWS_SECRET_ACCESS_KEY");
     if (!env_id.empty() && !env_secret.empty()) {
       return Credentials{env_id, env_secret, get_env("AWS_SESSION_TOKEN"),
-                         "environment (AWS_ACCESS_KEY_ID)"};
+                         "the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"};
     }
     if (!env_id.empty()) {
       return Status::InvalidArgument("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not");

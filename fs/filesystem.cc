@@ -27,9 +27,10 @@ timespec ToTimespec(TimePoint t) {
 
 }  // namespace
 
-Filesystem::Filesystem(MetadataCache& metadata, StreamFactory streams, StatsSource stats,
-                       FilesystemOptions options)
+Filesystem::Filesystem(MetadataCache& metadata, ObjectStore& store, StreamFactory streams,
+                       StatsSource stats, FilesystemOptions options)
     : metadata_(metadata),
+      store_(store),
       streams_(std::move(streams)),
       stats_(std::move(stats)),
       options_(options) {}
@@ -206,6 +207,18 @@ void Filesystem::Release(uint64_t handle) {
     files_.erase(it);
   }
   open_files_--;
+}
+
+Result<std::string> Filesystem::ReadLink(uint64_t ino) {
+  constexpr uint64_t kMaxTarget = 4096;  // PATH_MAX
+  std::optional<InodeTable::Node> node = inodes_.Get(ino);
+  if (!node || node->type != EntryType::kSymlink) {
+    return Status::InvalidArgument("inode " + std::to_string(ino) + " is not a symlink");
+  }
+  Result<GetResult> got =
+      store_.Get(metadata_.KeyOf(node->path), GetOptions{.range = ByteRange{0, kMaxTarget}});
+  if (!got.ok()) return got.status();
+  return std::move(got->body);
 }
 
 struct statvfs Filesystem::StatFs() {

@@ -58,8 +58,8 @@ class Filesystem {
   // Extra lines for StatsText (cache and S3 counters), provided by the composition root.
   using StatsSource = std::function<std::string()>;
 
-  // `metadata` must outlive *this.
-  Filesystem(MetadataCache& metadata, StreamFactory streams, StatsSource stats,
+  // `metadata` and `store` must outlive *this.
+  Filesystem(MetadataCache& metadata, ObjectStore& store, StreamFactory streams, StatsSource stats,
              FilesystemOptions options);
 
   // The entry `name` in directory `parent`; raises its lookup count (libfuse contract).
@@ -79,6 +79,9 @@ class Filesystem {
   Result<OpenReply> Open(uint64_t ino);
   Result<size_t> Read(uint64_t handle, uint64_t offset, std::span<char> out);
   void Release(uint64_t handle);
+
+  // The target of a symlink (the object's body, as s3fs stores it).
+  Result<std::string> ReadLink(uint64_t ino);
 
   struct statvfs StatFs();
   // Counters as "name value" lines, for `strata stats`.
@@ -101,6 +104,7 @@ class Filesystem {
   Result<EntryInfo> InfoOf(const InodeTable::Node& node);
 
   MetadataCache& metadata_;
+  ObjectStore& store_;
   StreamFactory streams_;
   StatsSource stats_;
   const FilesystemOptions options_;

@@ -88,6 +88,12 @@ void OnGetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
   fuse_reply_attr(req, &*st, ctx.attr_timeout);
 }
 
+void OnReadLink(fuse_req_t req, fuse_ino_t ino) {
+  Result<std::string> target = Ctx(req).fs->ReadLink(ino);
+  if (!target.ok()) return ReplyError(req, target.status(), "readlink");
+  fuse_reply_readlink(req, target->c_str());
+}
+
 void OnOpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Result<uint64_t> handle = Ctx(req).fs->OpenDir(ino);
   if (!handle.ok()) return ReplyError(req, handle.status(), "opendir");
@@ -214,6 +220,7 @@ const fuse_lowlevel_ops kOps = [] {
   ops.forget = OnForget;
   ops.forget_multi = OnForgetMulti;
   ops.getattr = OnGetAttr;
+  ops.readlink = OnReadLink;
   ops.opendir = OnOpenDir;
   ops.readdir = OnReadDir;
   ops.readdirplus = OnReadDirPlus;

@@ -182,6 +182,11 @@ Result<std::optional<EntryInfo>> MetadataCache::FetchEntry(const std::string& pa
     if (past || !page->truncated) break;
     options.continuation_token = page->next_continuation_token;
   }
+  if (file && options_.head_every_entry) {
+    // s3fs attributes were asked for: the HEAD has them (and may reveal a symlink).
+    Result<std::optional<EntryInfo>> head = HeadFile(path);
+    if (head.ok() && *head) return head;
+  }
   return file;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The strata demo: installs what it needs, builds strata, starts a local S3 server (Ceph radosgw
-# on 127.0.0.1:7480), seeds a bucket "demo" with a few files and runs `strata check` against it,
-# then shows the messages for a wrong secret, a missing bucket and a closed port.
+# on 127.0.0.1:7480), seeds a bucket "demo" with a few files, runs `strata check` against it,
+# shows the messages for a wrong secret, a missing bucket and a closed port, then mounts the
+# bucket, reads files through it (cold, then from the cache) and prints `strata stats`.
 # Usage: bash tools/demo.sh [--keep]   (--keep leaves the S3 server running afterwards)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,10 @@ strata=$root/build/tools/strata
 export RGW_DIR=${RGW_DIR:-/tmp/strata-demo-rgw} RGW_PORT=${RGW_PORT:-7480}
 export RGW_ACCESS_KEY=demo-access-key RGW_SECRET_KEY=demo-secret-key
 endpoint="http://127.0.0.1:$RGW_PORT"
-if [[ $keep -eq 0 ]]; then trap 'bash "$root/tests/s3/rgw.sh" stop' EXIT; fi
+mnt=/tmp/strata-demo-mnt cache=/tmp/strata-demo-cache
+mkdir -p "$mnt"
+unmount() { if grep -qs " $mnt fuse" /proc/mounts; then umount "$mnt"; fi; }
+if [[ $keep -eq 0 ]]; then trap 'unmount; bash "$root/tests/s3/rgw.sh" stop' EXIT; fi
 echo "== starting the local S3 server (about 15 s)"
 bash tests/s3/rgw.sh start
 
@@ -44,8 +48,25 @@ AWS_SECRET_ACCESS_KEY=wrong-secret "$strata" check s3://demo --endpoint "$endpoi
 "$strata" check s3://no-such-bucket --endpoint "$endpoint" | grep FAIL || true
 "$strata" check s3://demo --endpoint http://127.0.0.1:1 | grep FAIL || true
 echo
+echo "== strata mount s3://demo $mnt --endpoint $endpoint --cache-dir $cache"
+unmount
+"$strata" mount s3://demo "$mnt" --endpoint "$endpoint" --cache-dir "$cache"
+echo "-- ls -lR $mnt"
+ls -lR "$mnt"
+echo "-- cat $mnt/hello.txt"
+cat "$mnt/hello.txt"; echo
+echo "-- reading the 8 MiB file twice (cold from S3, then from the cache)"
+for pass in cold warm; do
+  start=$(date +%s%N)
+  sum=$(sha256sum <"$mnt/data/random-8MiB.bin" | cut -c1-16)
+  echo "   $pass: sha256 $sum... in $((($(date +%s%N) - start) / 1000000)) ms"
+done
+echo "-- strata stats $mnt"
+"$strata" stats "$mnt" | grep -E "s3_gets|s3_bytes|memory_hits|disk_hits|readahead|metadata_list"
+echo
 if [[ $keep -eq 1 ]]; then
-  echo "The S3 server keeps running on $endpoint (access key $RGW_ACCESS_KEY)."
-  echo "Stop it with: RGW_DIR=$RGW_DIR RGW_PORT=$RGW_PORT bash tests/s3/rgw.sh stop"
+  echo "The S3 server keeps running on $endpoint (access key $RGW_ACCESS_KEY), mounted on $mnt."
+  echo "Unmount with: umount $mnt"
+  echo "Stop the server with: RGW_DIR=$RGW_DIR RGW_PORT=$RGW_PORT bash tests/s3/rgw.sh stop"
 fi
 echo "demo done"

@@ -41,7 +41,7 @@ expect "read-only skips the write" 0 "[ ok ] list" -- \
   env "${envkeys[@]}" "$strata" check "s3://$bucket" --endpoint "$ep" --read-only
 out=$(env "${envkeys[@]}" "$strata" check "s3://$bucket" --endpoint "$ep" --read-only)
 if grep -q write <<<"$out"; then echo "FAIL read-only ran a write"; failures=$((failures + 1)); fi
-expect "wrong secret" 1 "signature mismatch: check the secret key for environment" -- \
+expect "wrong secret" 1 "signature mismatch: check the secret key for the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)" -- \
   env AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY=not-the-secret "$strata" check \
   "s3://$bucket" --endpoint "$ep"
 

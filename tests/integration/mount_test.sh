@@ -60,6 +60,9 @@ S put marker-only/ "$src/empty"
 S put "with space/file name.txt" "$src/deep.txt"
 S put "ünïcödé/文件.txt" "$src/deep.txt"
 S put "bad//double" "$src/deep.txt"
+printf 'dir/sub/deep.txt' >"$src/link-target"
+S put attrs/link "$src/link-target" --meta mode=41471  # s3fs symlink: S_IFLNK | 0777
+S put attrs/owned "$src/deep.txt" --meta mode=33184 --meta uid=4321 --meta gid=8765 --meta mtime=1600000000
 S put conc.bin "$src/conc.bin"
 S put big.bin "$src/big.bin"
 S many many/ 10000
@@ -94,7 +97,7 @@ check "mount is live after the command returns" is_mounted "$mnt"
 busy=$(mount_strata 2>&1)
 check "mount point busy is refused: $busy" bash -c "[[ '$busy' == *'already mounted'* ]] && grep -c ' $mnt fuse' /proc/mounts | grep -qx 1"
 check "root lists files and directories" bash -c \
-  "ls '$mnt' | sort | tr '\n' '|' | grep -qx 'bad|big.bin|conc.bin|dir|empty|implicit|many|marker-only|small.bin|with space|ünïcödé|'"
+  "ls '$mnt' | sort | tr '\n' '|' | grep -qx 'attrs|bad|big.bin|conc.bin|dir|empty|implicit|many|marker-only|small.bin|with space|ünïcödé|'"
 check "nested file" same_file "$mnt/dir/sub/deep.txt" "$src/deep.txt"
 check "implicit directories" same_file "$mnt/implicit/a/b/c.txt" "$src/deep.txt"
 check "directory from a marker only" bash -c "[[ -d '$mnt/marker-only' && -z \$(ls -A '$mnt/marker-only') ]]"
@@ -136,6 +139,12 @@ heads=$(($(stat_of metadata_head_requests) - heads0))
 check "10,000 entries listed (got $n)" test "$n" -eq 10000
 check "at most 11 LIST requests (got $lists)" test "$lists" -le 11
 check "no HEAD per entry (got $heads)" test "$heads" -eq 0
+
+echo "== s3fs attributes and symlinks with --head-attrs"
+unmount
+mount_strata --head-attrs
+check "s3fs mode, owner and mtime" bash -c "[[ \$(stat -c '%a %u %g %Y' '$mnt/attrs/owned') == '640 4321 8765 1600000000' ]]"
+check "s3fs symlink" bash -c "[[ \$(readlink '$mnt/attrs/link') == dir/sub/deep.txt ]]"
 
 echo "== the disk cache survives a remount"
 unmount

@@ -1,7 +1,7 @@
 // strata_seed: puts test data into a bucket for the mount tests and benchmarks, through the same
 // S3Store the product uses. Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
 //   strata_seed --endpoint URL --bucket B mb
-//   strata_seed --endpoint URL --bucket B put KEY FILE        (multipart above 64 MiB)
+//   strata_seed --endpoint URL --bucket B put KEY FILE [--meta NAME=VALUE...]  (multipart > 64 MiB)
 //   strata_seed --endpoint URL --bucket B many PREFIX COUNT   (COUNT small objects, in parallel)
 //   strata_seed --endpoint URL --bucket B rm PREFIX           (deletes every key under PREFIX)
 #include <CLI/CLI.hpp>
@@ -20,7 +20,8 @@ using namespace strata;
 
 constexpr uint64_t kPartBytes = 16 << 20;
 
-Status PutFile(S3Store& store, const std::string& key, const std::string& path) {
+Status PutFile(S3Store& store, const std::string& key, const std::string& path,
+               const PutOptions& options) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return Status::Io("cannot open " + path);
   const uint64_t size = static_cast<uint64_t>(in.tellg());
@@ -28,9 +29,9 @@ Status PutFile(S3Store& store, const std::string& key, const std::string& path) 
   if (size <= 4 * kPartBytes) {
     std::string body(size, '\0');
     in.read(body.data(), static_cast<std::streamsize>(size));
-    return store.Put(key, body, {}).status();
+    return store.Put(key, body, options).status();
   }
-  Result<std::string> id = store.CreateMultipartUpload(key, {});
+  Result<std::string> id = store.CreateMultipartUpload(key, options);
   if (!id.ok()) return id.status();
   const int count = static_cast<int>((size + kPartBytes - 1) / kPartBytes);
   std::vector<PartInfo> parts(static_cast<size_t>(count));
@@ -112,6 +113,8 @@ int main(int argc, char** argv) {
   CLI::App* put = app.add_subcommand("put", "put a local file");
   put->add_option("key", a)->required();
   put->add_option("file", b)->required();
+  std::vector<std::string> meta;
+  put->add_option("--meta", meta, "user metadata NAME=VALUE (repeatable)");
   CLI::App* many = app.add_subcommand("many", "put COUNT small objects under PREFIX");
   int count = 0;
   many->add_option("prefix", a)->required();
@@ -131,8 +134,17 @@ int main(int argc, char** argv) {
     std::cerr << store.status().ToString() << "\n";
     return 1;
   }
+  PutOptions put_options;
+  for (const std::string& m : meta) {
+    const size_t eq = m.find('=');
+    if (eq == std::string::npos) {
+      std::cerr << "--meta wants NAME=VALUE\n";
+      return 2;
+    }
+    put_options.metadata[m.substr(0, eq)] = m.substr(eq + 1);
+  }
   Status st = mb->parsed()     ? (*store)->CreateBucket()
-              : put->parsed()  ? PutFile(**store, a, b)
+              : put->parsed()  ? PutFile(**store, a, b, put_options)
               : many->parsed() ? PutMany(**store, a, count)
                                : RemovePrefix(**store, a);
   if (!st.ok()) {

@@ -141,7 +141,7 @@ TEST_F(CredentialsTest, EnvironmentWithSessionToken) {
   EXPECT_EQ(creds->access_key_id, "AKIDENV");
   EXPECT_EQ(creds->secret_access_key, kEnvSecret);
   EXPECT_EQ(creds->session_token, "envTOKEN");
-  EXPECT_EQ(creds->source, "environment (AWS_ACCESS_KEY_ID)");
+  EXPECT_EQ(creds->source, "the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)");
   ExpectSourceClean(*creds);
 }
 

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "backends/memory_store.h"
+#include "backends/posix_file.h"
 #include "backends/sigv4.h"
 
 namespace strata {
@@ -34,34 +35,6 @@ constexpr size_t kCopyChunk = 1 << 20;
 // A record holds a key (at most 1 KiB) and metadata (S3 allows 2 KiB), percent-encoded.
 constexpr uint64_t kMaxRecordBytes = 1 << 20;
 constexpr uint64_t kMaxPartBytes = 5ull << 30;  // S3's limit
-
-Status ErrnoStatus(int err, const std::string& what) {
-  std::string message = what + ": " + std::strerror(err);
-  if (err == ENOSPC || err == EDQUOT) return Status::NoSpace(std::move(message));
-  return Status::Io(std::move(message));
-}
-
-// Closes a file descriptor when it goes out of scope.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // Closes now, reporting the error close() may carry for a file just written.
-  Status Close(const std::string& path) {
-    int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) return ErrnoStatus(errno, "close " + path);
-    return Status::Ok();
-  }
-
- private:
-  int fd_;
-};
 
 Status WriteAll(int fd, std::string_view data, const std::string& path) {
   while (!data.empty()) {

@@ -64,6 +64,24 @@ class S3Store::HandlePool {
     idle_.push_back(handle);
   }
 
+  // Borrows a handle, reset but with its connection kept, and returns it on every path.
+  class Lease {
+   public:
+    explicit Lease(HandlePool& pool) : pool_(pool), curl_(pool.Acquire()) {
+      if (curl_ != nullptr) curl_easy_reset(curl_);  // keeps the live connection
+    }
+    ~Lease() {
+      if (curl_ != nullptr) pool_.Release(curl_);
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    CURL* get() const { return curl_; }
+
+   private:
+    HandlePool& pool_;
+    CURL* curl_;
+  };
+
  private:
   std::mutex mu_;
   std::vector<CURL*> idle_ GUARDED_BY(mu_);
@@ -200,14 +218,20 @@ Status StatusFromCurl(CURLcode code, const char* error_buffer, const std::string
   }
 }
 
+}  // namespace
+
 // Where a response goes while curl receives it. Callbacks return a short count to abort the
 // transfer instead of letting an exception cross into libcurl.
-struct ResponseSink {
+struct S3Store::ResponseSink {
   S3Store::Response* response;
   std::span<char> dest;  // for a 2xx body when not empty
   bool success_status = false;
   bool overflow = false;
 };
+
+namespace {
+
+using ResponseSink = S3Store::ResponseSink;
 
 constexpr uint64_t kMaxReserveBytes = 64 << 20;
 
@@ -379,15 +403,9 @@ Result<S3Store::Response> S3Store::Execute(const Request& request) {
 
 Result<S3Store::Response> S3Store::ExecuteOnce(const Request& request,
                                                const std::string& payload_hash) {
-  CURL* curl = pool_->Acquire();
+  HandlePool::Lease lease(*pool_);
+  CURL* curl = lease.get();
   if (curl == nullptr) return Status::Internal("curl_easy_init failed");
-  // Returns the handle (and its open connection) to the pool on every path.
-  struct Lease {
-    HandlePool* pool;
-    CURL* curl;
-    ~Lease() { pool->Release(curl); }
-  } lease{pool_.get(), curl};
-  curl_easy_reset(curl);  // keeps the live connection
 
   const std::string path = CanonicalPath(request.bucket_level ? "" : request.key);
   const std::string amz_date = FormatAmzDate(std::chrono::system_clock::now());
@@ -425,13 +443,9 @@ Result<S3Store::Response> S3Store::ExecuteOnce(const Request& request,
   BodySource body_source{request.body, 0};
   char error_buffer[CURL_ERROR_SIZE] = {0};
 
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  SetCommonOptions(curl, url, error_buffer, sink);
   curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);  // keys may hold "." and ".." segments
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, header_list);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(options_.connect_timeout.count()));
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, options_.low_speed_bytes);
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
                    static_cast<long>(options_.low_speed_time.count()));
@@ -439,13 +453,6 @@ Result<S3Store::Response> S3Store::ExecuteOnce(const Request& request,
   curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
   curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, kUploadBufferBytes);
   curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
-  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
-  if (!options_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_file.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, WriteHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &sink);
 
   if (request.method == "HEAD") {
     curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
@@ -489,6 +496,22 @@ Result<S3Store::Response> S3Store::ExecuteOnce(const Request& request,
     return s3::StatusFromS3Error(http_status, error->code, error->message);
   }
   return s3::StatusFromS3Error(http_status, "", "HTTP " + std::to_string(http_status));
+}
+
+void S3Store::SetCommonOptions(CURL* curl, const std::string& url, char* error_buffer,
+                               ResponseSink& sink) const {
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(options_.connect_timeout.count()));
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
+  if (!options_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_file.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, WriteHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &sink);
 }
 
 Result<ObjectInfo> S3Store::Head(std::string_view key) {
@@ -751,30 +774,15 @@ Status S3Store::DeleteBucket() {
 }
 
 Result<int> S3Store::ProbeEndpoint() {
-  CURL* curl = pool_->Acquire();
+  HandlePool::Lease lease(*pool_);
+  CURL* curl = lease.get();
   if (curl == nullptr) return Status::Internal("curl_easy_init failed");
-  struct Lease {
-    HandlePool* pool;
-    CURL* curl;
-    ~Lease() { pool->Release(curl); }
-  } lease{pool_.get(), curl};
-  curl_easy_reset(curl);
   Response response;
   ResponseSink sink{&response, {}};
   char error_buffer[CURL_ERROR_SIZE] = {0};
-  const std::string url = endpoint_url_ + "/";
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(options_.connect_timeout.count()));
+  SetCommonOptions(curl, endpoint_url_ + "/", error_buffer, sink);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
                    static_cast<long>(options_.connect_timeout.count()) * 2);
-  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, options_.verify_tls ? 1L : 0L);
-  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, options_.verify_tls ? 2L : 0L);
-  if (!options_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_file.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
   requests_.fetch_add(1, std::memory_order_relaxed);
   const CURLcode code = curl_easy_perform(curl);
   if (code != CURLE_OK) return StatusFromCurl(code, error_buffer, endpoint_url_);

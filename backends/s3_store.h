@@ -106,7 +106,8 @@ class S3Store final : public ObjectStore {
   class HandlePool;
 
  public:
-  struct Response;  // public for the curl callbacks in s3_store.cc
+  struct Response;      // public for the curl callbacks in s3_store.cc
+  struct ResponseSink;  // likewise
 
  private:
   explicit S3Store(S3Options options);
@@ -118,6 +119,9 @@ class S3Store final : public ObjectStore {
   Result<Response> ExecuteOnce(const Request& request, const std::string& payload_hash);
 
   std::string CanonicalPath(std::string_view key) const;
+  // URL, timeouts, TLS and the response callbacks: what every request sets.
+  void SetCommonOptions(void* curl, const std::string& url, char* error_buffer,
+                        ResponseSink& sink) const;
   std::string HostHeader() const;
 
   const S3Options options_;

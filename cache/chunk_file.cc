@@ -12,6 +12,8 @@
 #include <memory>
 #include <utility>
 
+#include "backends/posix_file.h"
+
 namespace strata {
 namespace {
 
@@ -20,35 +22,6 @@ constexpr uint32_t kVersion = 1;
 constexpr uint64_t kFixedHeaderBytes = 56;  // everything before the strings
 constexpr uint64_t kHeaderChecksumBytes = 8;
 constexpr uint64_t kFirstReadBytes = 4096;  // enough for the header of any real key
-
-Status ErrnoStatus(int err, const std::string& what) {
-  std::string message = what + ": " + std::strerror(err);
-  if (err == ENOSPC || err == EDQUOT) return Status::NoSpace(std::move(message));
-  if (err == ENOENT) return Status::NotFound(std::move(message));
-  return Status::Io(std::move(message));
-}
-
-// Closes a file descriptor when it goes out of scope.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // Closes now, reporting the error close() may carry for a file just written.
-  Status Close(const std::string& path) {
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) return ErrnoStatus(errno, "close " + path);
-    return Status::Ok();
-  }
-
- private:
-  int fd_;
-};
 
 void PutU32(std::string* out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));

@@ -1,0 +1,36 @@
+// Small POSIX helpers shared by everything that writes files durably (chunk files, the local
+// store, staging, the upload queue): an owning file descriptor and errno-to-Status mapping.
+#pragma once
+
+#include <unistd.h>
+
+#include <string>
+
+#include "backends/status.h"
+
+namespace strata {
+
+// ENOSPC/EDQUOT -> kNoSpace, ENOENT -> kNotFound, anything else -> kIo; the message names `what`.
+Status ErrnoStatus(int err, const std::string& what);
+
+// Owns a file descriptor: closed when it goes out of scope. Not thread-safe.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+
+  // Closes now, reporting the error close() may carry for a file just written.
+  Status Close(const std::string& path);
+
+ private:
+  int fd_;
+};
+
+}  // namespace strata

@@ -89,7 +89,7 @@ class S3Store::HandlePool {
 
 namespace {
 
-constexpr long kReceiveBufferBytes = 2 * 1024 * 1024;  // fewer recv calls: measured faster
+constexpr long kReceiveBufferBytes = 2 * 1024 * 1024;  // fewer recv calls; per handle
 constexpr long kUploadBufferBytes = 1024 * 1024;
 constexpr size_t kMaxBatchDelete = 1000;
 

@@ -1,10 +1,12 @@
 #include "tools/mount_command.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -203,9 +205,13 @@ int Serve(const MountPlan& plan, S3Store& store, ChunkFetcher*& fetcher_slot, Ca
   }
   // Few shards: with multi-MiB chunks a shard must hold a whole read-ahead window in its
   // probation segment, or read-ahead chunks would evict each other before being read.
+  // --memory-cache bounds all chunk data the daemon holds: the memory tier gets what read-ahead
+  // and the write-behind queue do not use (they hold chunks on top of it).
+  const uint64_t overhead = kReadaheadBytes + kWriteBehindBytes;
+  const uint64_t memory_budget = std::max<uint64_t>(
+      plan.memory_cache > overhead ? plan.memory_cache - overhead : 0, 4ull * plan.chunk_size);
   MemoryTier memory(
-      MemoryTier::Options{
-          .budget_bytes = plan.memory_cache, .shards = 2, .protected_fraction = 0.5},
+      MemoryTier::Options{.budget_bytes = memory_budget, .shards = 2, .protected_fraction = 0.5},
       stats);
   // Chunk files are fsynced: keep that off the reader's path.
   WriteBehindTier disk_behind(**disk, kWriteBehindBytes, stats);
@@ -230,6 +236,11 @@ int Serve(const MountPlan& plan, S3Store& store, ChunkFetcher*& fetcher_slot, Ca
 
 int RunMount(const MountArgs& args, const StoreCli& cli, const EnvLookup& env,
              const std::string& log_level, const std::string& log_file) {
+  // Chunks are multi-MiB buffers freed by other threads than those that allocated them; with
+  // one glibc arena per thread, freed chunks linger in many arenas and the daemon's memory grows
+  // well past --memory-cache. Two arenas keep it within the budget at the same throughput
+  // (tests/bench/read_path.sh prints the peak).
+  mallopt(M_ARENA_MAX, 2);
   if (!args.read_only) {
     return Fail("writing is not supported yet: mount read-only (the default)");
   }

@@ -16,10 +16,12 @@
 # The numbers. MB/s with MB = 10^6 bytes: body bytes received / seconds of transfer.
 #   curl    sum of %{size_download} / sum of %{time_total} over the run's transfers;
 #           time_total runs from the start of a transfer (connect included) to its last byte.
-#           Process start-up is not counted. The body goes to /dev/null.
+#           Process start-up is not counted. The body goes to /dev/null (discarded).
+#   curl-ram  the same, with the body written to a file on tmpfs (/dev/shm): the bytes end up in
+#           memory, as they must for any reader that uses them.
 #   strata  as strata_bench_get prints it: bytes / time from before the first Get to after the
 #           last body was checked (connect included, process start-up not). Each body is
-#           received into memory as Get returns it, its length checked, one byte per 4 KiB read.
+#           received into a reused buffer (GetInto), its length checked, one byte per 4 KiB read.
 #   median, min, max over STRATA_BENCH_RUNS runs per tool and mode; GETs and conns are per run
 #   (conns = new TCP connections); ratio = strata median / curl median (> 1: strata is faster).
 #
@@ -63,7 +65,7 @@ cleanup() {
     curl -sS -o /dev/null -K "$tmp/auth.cfg" -X DELETE "$endpoint/$bucket/$key" ||
       echo "get_vs_curl: could not delete $bucket/$key" >&2
   fi
-  rm -rf "$tmp"
+  rm -rf "$tmp" "/dev/shm/strata-get-vs-curl.$$"
 }
 trap cleanup EXIT
 
@@ -74,9 +76,9 @@ user = "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"
 header = "x-amz-content-sha256: UNSIGNED-PAYLOAD"
 EOF
 
-# write_transfers FILE RANGE_BYTES: one curl transfer per range, in order, same connection.
+# write_transfers FILE RANGE_BYTES OUTPUT: one curl transfer per range, in order, same connection.
 write_transfers() {
-  local file=$1 step=$2 offset=0 end
+  local file=$1 step=$2 out=$3 offset=0 end
   : >"$file"
   while ((offset < size)); do
     end=$((offset + step < size ? offset + step - 1 : size - 1))
@@ -85,7 +87,7 @@ write_transfers() {
     cat >>"$file" <<EOF
 url = "$endpoint/$bucket/$key"
 range = "$offset-$end"
-output = "/dev/null"
+output = "$out"
 write-out = "%{http_code} %{size_download} %{time_total} %{num_connects}\\n"
 EOF
     offset=$((end + 1))
@@ -102,12 +104,17 @@ seeded=1
 bench_args=(--endpoint "$endpoint" --bucket "$bucket" --key "$key" --region "$region")
 "$bin" "${bench_args[@]}" --seed --size "$size" --runs 0 >/dev/null
 
-write_transfers "$tmp/whole.cfg" "$size"
-write_transfers "$tmp/ranged.cfg" "$range"
+# curl discards into /dev/null; curl-ram writes into a tmpfs file, i.e. puts the bytes in memory
+# as strata_bench_get does (one copy out of the socket buffer).
+ram_out=/dev/shm/strata-get-vs-curl.$$
+write_transfers "$tmp/whole.cfg" "$size" /dev/null
+write_transfers "$tmp/ranged.cfg" "$range" /dev/null
+write_transfers "$tmp/whole-ram.cfg" "$size" "$ram_out"
+write_transfers "$tmp/ranged-ram.cfg" "$range" "$ram_out"
 
-# run_curl MODE: prints "MBps GETs conns" of one curl process, or fails.
+# run_curl MODE [SUFFIX]: prints "MBps GETs conns" of one curl process, or fails.
 run_curl() {
-  curl -sS -K "$tmp/$1.cfg" | awk -v size="$size" '
+  curl -sS -K "$tmp/$1${2:-}.cfg" | awk -v size="$size" '
     $1 != 206 { print "get_vs_curl: curl got HTTP " $1 > "/dev/stderr"; exit 1 }
     { bytes += $2; seconds += $3; conns += $4; gets++ }
     END {
@@ -115,6 +122,8 @@ run_curl() {
       printf "%.1f %d %d\n", bytes / seconds / 1e6, gets, conns
     }'
 }
+
+run_curl-ram() { run_curl "$1" -ram; rm -f "$ram_out"; }
 
 # run_strata MODE: prints "MBps GETs conns" of one strata_bench_get process, or fails.
 run_strata() {
@@ -130,7 +139,7 @@ run_strata() {
 
 for ((i = 1; i <= runs; i++)); do
   for mode in whole ranged; do
-    if ((i % 2)); then order=(curl strata); else order=(strata curl); fi
+    if ((i % 2)); then order=(curl curl-ram strata); else order=(strata curl-ram curl); fi
     for tool in "${order[@]}"; do
       line=$("run_$tool" "$mode")
       echo "$line" >>"$tmp/$tool.$mode"
@@ -150,14 +159,14 @@ summary() {
 
 echo "single-stream ranged GET of a $size_mb MiB object, $runs runs each, MB/s (MB = 10^6 B)"
 echo "$endpoint/$bucket/$key; curl $(curl --version | awk 'NR == 1 { print $2 }')"
-printf '%-7s %-13s %6s %6s %10s %10s %10s\n' tool mode GETs conns median min max
+printf '%-8s %-13s %6s %6s %10s %10s %10s\n' tool mode GETs conns median min max
 declare -A medians
 for mode in whole ranged; do
   label="${range_mb} MiB ranges"
   [[ $mode == whole ]] && label="1 x ${size_mb} MiB"
-  for tool in curl strata; do
+  for tool in curl curl-ram strata; do
     read -r median min max gets conns < <(summary "$tool" "$mode")
-    printf '%-7s %-13s %6d %6d %10.1f %10.1f %10.1f\n' "$tool" "$label" "$gets" "$conns" \
+    printf '%-8s %-13s %6d %6d %10.1f %10.1f %10.1f\n' "$tool" "$label" "$gets" "$conns" \
       "$median" "$min" "$max"
     medians[$tool.$mode]=$median
   done
@@ -165,5 +174,9 @@ done
 awk -v sw="${medians[strata.whole]}" -v cw="${medians[curl.whole]}" \
   -v sr="${medians[strata.ranged]}" -v cr="${medians[curl.ranged]}" -v r="$range_mb" 'BEGIN {
     printf "ratio strata/curl (median): whole object %.2f, %d MiB ranges %.2f\n", sw / cw, r, sr / cr
+  }'
+awk -v sw="${medians[strata.whole]}" -v cw="${medians[curl-ram.whole]}" \
+  -v sr="${medians[strata.ranged]}" -v cr="${medians[curl-ram.ranged]}" -v r="$range_mb" 'BEGIN {
+    printf "ratio strata/curl-ram (median): whole object %.2f, %d MiB ranges %.2f\n", sw / cw, r, sr / cr
   }'
 exit 0

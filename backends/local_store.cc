@@ -81,13 +81,6 @@ Status WriteFileDurably(const std::string& path, std::string_view data) {
   return WriteFileDurably(path, [&](int fd) { return WriteAll(fd, data, path); });
 }
 
-Status FsyncDir(const std::string& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() < 0) return ErrnoStatus(errno, "open " + dir);
-  if (::fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync " + dir);
-  return Status::Ok();
-}
-
 Status MakeDir(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return ErrnoStatus(errno, "mkdir " + dir);

@@ -13,6 +13,9 @@ namespace strata {
 // ENOSPC/EDQUOT -> kNoSpace, ENOENT -> kNotFound, anything else -> kIo; the message names `what`.
 Status ErrnoStatus(int err, const std::string& what);
 
+// fsync of a directory, so that the entries created or renamed in it survive a crash.
+Status FsyncDir(const std::string& dir);
+
 // Owns a file descriptor: closed when it goes out of scope. Not thread-safe.
 class Fd {
  public:

@@ -95,13 +95,6 @@ Status WriteAllV(int fd, std::string_view first, std::string_view second, const 
   return Status::Ok();
 }
 
-Status FsyncDir(const std::string& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() < 0) return ErrnoStatus(errno, "open " + dir);
-  if (::fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync " + dir);
-  return Status::Ok();
-}
-
 std::string ParentOf(const std::string& path) {
   const size_t slash = path.rfind('/');
   return slash == std::string::npos ? "." : path.substr(0, slash);

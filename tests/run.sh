@@ -2,7 +2,8 @@
 # Builds strata and passes all its tests:
 #   1. a RelWithDebInfo build, its unit tests and its integration tests, the latter against a
 #      local Ceph radosgw started here on a free loopback port and stopped on exit;
-#   2. the unit and integration tests again built with AddressSanitizer + UBSan.
+#   2. the unit and integration tests again built with AddressSanitizer + UBSan;
+#   3. the unit tests built with ThreadSanitizer.
 # Installs its Debian packages first (tools/install-deps.sh). Env: JOBS (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,3 +48,10 @@ cmake --build build-asan -j"$jobs"
 STRATA_TEST_BIG_MB=256 ASAN_OPTIONS=detect_leaks=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+echo "== unit tests under ThreadSanitizer"
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_SANITIZE=thread \
+  -DSTRATA_BUILD_BENCH=OFF >/dev/null
+cmake --build build-tsan -j"$jobs" --target strata_unit_tests
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --test-dir build-tsan -L unit \
+  --output-on-failure -j"$jobs"

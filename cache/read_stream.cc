@@ -29,8 +29,20 @@ uint64_t ReadStream::readahead_window_chunks() const {
 }
 
 Result<size_t> ReadStream::Read(uint64_t offset, std::span<char> out) {
-  if (out.empty() || offset >= object_.size) return size_t{0};
-  const uint64_t end = offset + std::min<uint64_t>(out.size(), object_.size - offset);
+  Result<std::vector<Slice>> slices = ReadSlices(offset, out.size());
+  if (!slices.ok()) return slices.status();
+  size_t copied = 0;
+  for (const Slice& slice : *slices) {
+    std::memcpy(out.data() + copied, slice.chunk->data() + slice.offset, slice.length);
+    copied += slice.length;
+  }
+  return copied;
+}
+
+Result<std::vector<ReadStream::Slice>> ReadStream::ReadSlices(uint64_t offset, uint64_t size) {
+  std::vector<Slice> slices;
+  if (size == 0 || offset >= object_.size) return slices;
+  const uint64_t end = offset + std::min<uint64_t>(size, object_.size - offset);
   const uint64_t chunk_size = fetcher_.chunk_size();
 
   const ReadAheadPlan plan = Advance(offset, end);
@@ -38,7 +50,6 @@ Result<size_t> ReadStream::Read(uint64_t offset, std::span<char> out) {
     Settle(plan, fetcher_.Prefetch(object_, plan.first, plan.count, plan.cancel));
   }
 
-  size_t copied = 0;
   for (uint64_t index = offset / chunk_size; index <= (end - 1) / chunk_size; ++index) {
     Result<ChunkData> chunk = Chunk(index);
     if (!chunk.ok()) return chunk.status();
@@ -49,10 +60,10 @@ Result<size_t> ReadStream::Read(uint64_t offset, std::span<char> out) {
       return Status::Internal("chunk " + std::to_string(index) + " of '" + object_.key +
                               "' is shorter than the object size implies");
     }
-    std::memcpy(out.data() + copied, (*chunk)->data() + from, to - from);
-    copied += to - from;
+    slices.push_back(
+        Slice{std::move(chunk).value(), static_cast<size_t>(from), static_cast<size_t>(to - from)});
   }
-  return copied;
+  return slices;
 }
 
 ReadStream::ReadAheadPlan ReadStream::Advance(uint64_t offset, uint64_t end) {

@@ -27,6 +27,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "backends/status.h"
 #include "backends/thread_annotations.h"
@@ -59,6 +60,15 @@ class ReadStream {
   // fetcher's (kPreconditionFailed: the object changed since this version was opened); no
   // partial count is returned with an error. Blocks on I/O.
   Result<size_t> Read(uint64_t offset, std::span<char> out);
+
+  // The same bytes as Read(offset, size) without copying them: pieces of the chunks that hold
+  // them, in order, each keeping its chunk alive. Empty at or past the end of the object.
+  struct Slice {
+    ChunkData chunk;
+    size_t offset = 0;  // within the chunk
+    size_t length = 0;
+  };
+  Result<std::vector<Slice>> ReadSlices(uint64_t offset, uint64_t size);
 
   const ObjectVersion& object() const { return object_; }
   // Current read-ahead window, in chunks (0: none).

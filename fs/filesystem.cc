@@ -186,15 +186,23 @@ Result<OpenReply> Filesystem::Open(uint64_t ino) {
   return reply;
 }
 
+std::shared_ptr<Filesystem::FileHandle> Filesystem::FindFile(uint64_t handle) {
+  std::lock_guard lock(mu_);
+  auto it = files_.find(handle);
+  return it == files_.end() ? nullptr : it->second;
+}
+
 Result<size_t> Filesystem::Read(uint64_t handle, uint64_t offset, std::span<char> out) {
-  std::shared_ptr<FileHandle> file;
-  {
-    std::lock_guard lock(mu_);
-    auto it = files_.find(handle);
-    if (it == files_.end()) return Status::InvalidArgument("unknown file handle");
-    file = it->second;
-  }
+  std::shared_ptr<FileHandle> file = FindFile(handle);
+  if (!file) return Status::InvalidArgument("unknown file handle");
   return file->stream->Read(offset, out);
+}
+
+Result<std::vector<ReadStream::Slice>> Filesystem::ReadSlices(uint64_t handle, uint64_t offset,
+                                                              uint64_t size) {
+  std::shared_ptr<FileHandle> file = FindFile(handle);
+  if (!file) return Status::InvalidArgument("unknown file handle");
+  return file->stream->ReadSlices(offset, size);
 }
 
 void Filesystem::Release(uint64_t handle) {

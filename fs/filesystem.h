@@ -78,6 +78,9 @@ class Filesystem {
   // REQUIRES: read-only access was asked for (the adapter refuses writes with EROFS).
   Result<OpenReply> Open(uint64_t ino);
   Result<size_t> Read(uint64_t handle, uint64_t offset, std::span<char> out);
+  // The same without copying: slices of cached chunks (see ReadStream::ReadSlices).
+  Result<std::vector<ReadStream::Slice>> ReadSlices(uint64_t handle, uint64_t offset,
+                                                    uint64_t size);
   void Release(uint64_t handle);
 
   // The target of a symlink (the object's body, as s3fs stores it).
@@ -101,6 +104,7 @@ class Filesystem {
   };
 
   struct stat ToStat(uint64_t ino, const EntryInfo& info) const;
+  std::shared_ptr<FileHandle> FindFile(uint64_t handle);
   Result<EntryInfo> InfoOf(const InodeTable::Node& node);
 
   MetadataCache& metadata_;

@@ -180,12 +180,23 @@ void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 }
 
 void OnRead(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) {
-  thread_local std::vector<char> buffer;
-  if (buffer.size() < size) buffer.resize(size);
-  Result<size_t> n =
-      Ctx(req).fs->Read(fi->fh, static_cast<uint64_t>(off), std::span<char>(buffer.data(), size));
-  if (!n.ok()) return ReplyError(req, n.status(), "read");
-  fuse_reply_buf(req, buffer.data(), *n);
+  Result<std::vector<ReadStream::Slice>> slices =
+      Ctx(req).fs->ReadSlices(fi->fh, static_cast<uint64_t>(off), size);
+  if (!slices.ok()) return ReplyError(req, slices.status(), "read");
+  if (slices->empty()) return (void)fuse_reply_buf(req, nullptr, 0);
+  // The reply points into the cached chunks (kept alive by `slices` until it returns): the
+  // bytes are copied once, by the kernel, not first into a buffer of ours.
+  const size_t count = slices->size();
+  std::vector<char> storage(sizeof(fuse_bufvec) + (count - 1) * sizeof(fuse_buf));
+  auto* vec = new (storage.data()) fuse_bufvec{};
+  vec->count = count;
+  for (size_t i = 0; i < count; ++i) {
+    const ReadStream::Slice& slice = (*slices)[i];
+    vec->buf[i] = fuse_buf{};
+    vec->buf[i].size = slice.length;
+    vec->buf[i].mem = const_cast<char*>(slice.chunk->data()) + slice.offset;
+  }
+  fuse_reply_data(req, vec, FUSE_BUF_NO_SPLICE);
 }
 
 void OnRelease(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {

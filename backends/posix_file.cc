@@ -1,9 +1,12 @@
 #include "backends/posix_file.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 namespace strata {
 
@@ -18,6 +21,27 @@ Status FsyncDir(const std::string& dir) {
   Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.get() < 0) return ErrnoStatus(errno, "open " + dir);
   if (::fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync " + dir);
+  return Status::Ok();
+}
+
+Status MakePrivateDir(const std::string& dir) {
+  const std::filesystem::path path(dir);
+  std::error_code ec;
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
+  if (ec) return Status::Io("create " + path.parent_path().string() + ": " + ec.message());
+  if (::mkdir(dir.c_str(), 0700) == 0) {
+    STRATA_RETURN_IF_ERROR(FsyncDir(path.has_parent_path() ? path.parent_path().string() : "."));
+  } else if (errno != EEXIST) {
+    return ErrnoStatus(errno, "mkdir " + dir);
+  }
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return ErrnoStatus(errno, "stat " + dir);
+  if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument(dir + " is not a directory");
+  const mode_t mode = st.st_mode & 07777;
+  if (mode != 0700) {
+    if (::chmod(dir.c_str(), 0700) != 0) return ErrnoStatus(errno, "chmod " + dir);
+    spdlog::info("{}: permissions changed from {:04o} to 0700", dir, mode);
+  }
   return Status::Ok();
 }
 

@@ -16,6 +16,10 @@ Status ErrnoStatus(int err, const std::string& what);
 // fsync of a directory, so that the entries created or renamed in it survive a crash.
 Status FsyncDir(const std::string& dir);
 
+// Creates `dir` and its parents with mode 0700 (fsyncing the parent of a new `dir`), or tightens
+// an existing directory to 0700. kInvalidArgument when `dir` exists but is not a directory.
+Status MakePrivateDir(const std::string& dir);
+
 // Owns a file descriptor: closed when it goes out of scope. Not thread-safe.
 class Fd {
  public:

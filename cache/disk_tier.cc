@@ -16,6 +16,7 @@
 #include <tuple>
 #include <utility>
 
+#include "backends/posix_file.h"
 #include "cache/chunk_file.h"
 
 namespace strata {
@@ -24,12 +25,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::string_view kNoIndex = "disk cache index unavailable (a Rebuild failed)";
-
-Status ErrnoStatus(int err, const std::string& what) {
-  std::string message = what + ": " + std::strerror(err);
-  if (err == ENOSPC || err == EDQUOT) return Status::NoSpace(std::move(message));
-  return Status::Io(std::move(message));
-}
 
 bool IsHex(std::string_view s) {
   return std::all_of(s.begin(), s.end(),
@@ -52,33 +47,19 @@ uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
                                                       : a + b;
 }
 
-// Creates root (0700) and its parents, and tightens an existing root to 0700.
-Status PrepareRoot(const std::string& root) {
-  const fs::path path(root);
-  std::error_code ec;
-  if (path.has_parent_path()) fs::create_directories(path.parent_path(), ec);
-  if (ec) return Status::Io("create " + path.parent_path().string() + ": " + ec.message());
-  if (::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST) {
-    return ErrnoStatus(errno, "mkdir " + root);
-  }
-  struct stat st;
-  if (::stat(root.c_str(), &st) != 0) return ErrnoStatus(errno, "stat " + root);
-  if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument(root + " is not a directory");
-  const mode_t mode = st.st_mode & 07777;
-  if (mode != 0700) {
-    if (::chmod(root.c_str(), 0700) != 0) return ErrnoStatus(errno, "chmod " + root);
-    spdlog::info("disk cache {}: permissions changed from {:04o} to 0700", root, mode);
-  }
-  return Status::Ok();
-}
-
-// Takes the exclusive flock that keeps a second tier off the same root.
-Result<int> LockRoot(const std::string& root) {
+// Takes the exclusive flock that keeps a second tier off the same root, waiting up to `wait`
+// for a previous holder (a daemon still shutting down after its unmount) to let go.
+Result<int> LockRoot(const std::string& root, Clock& clock, Clock::Duration wait) {
   const std::string lock_path = root + "/LOCK";
   const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus(errno, "open " + lock_path);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  const Clock::MonoTime deadline = clock.Now() + wait;
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
+    if (err == EWOULDBLOCK && clock.Now() < deadline) {
+      clock.SleepFor(std::chrono::milliseconds(50));
+      continue;
+    }
     ::close(fd);
     if (err == EWOULDBLOCK) return Status::Io(root + " is already in use by another disk cache");
     return ErrnoStatus(err, "flock " + lock_path);
@@ -108,8 +89,10 @@ Result<std::unique_ptr<DiskTier>> DiskTier::Open(DiskTierOptions options, CacheS
   if (options.access_flush_interval < Clock::Duration::zero()) {
     return Status::InvalidArgument("disk cache: negative access_flush_interval");
   }
-  STRATA_RETURN_IF_ERROR(PrepareRoot(options.root));
-  Result<int> lock_fd = LockRoot(options.root);
+  STRATA_RETURN_IF_ERROR(MakePrivateDir(options.root));
+  SystemClock system_clock;
+  Clock& clock = options.clock != nullptr ? *options.clock : system_clock;
+  Result<int> lock_fd = LockRoot(options.root, clock, options.lock_wait);
   if (!lock_fd.ok()) return lock_fd.status();
   std::unique_ptr<DiskTier> tier(new DiskTier(std::move(options), stats, *lock_fd));
   if (::mkdir(tier->chunks_dir_.c_str(), 0700) != 0 && errno != EEXIST) {

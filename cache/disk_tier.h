@@ -67,6 +67,9 @@ struct DiskTierOptions {
   uint64_t min_free_bytes = 0;  // free space to keep on the filesystem holding root
   Clock* clock = nullptr;       // nullptr: real time. Outlives the tier.
   Clock::Duration access_flush_interval = std::chrono::seconds(1);
+  // How long Open waits for another holder of root (e.g. a daemon still shutting down) to let go
+  // before failing with "already in use".
+  Clock::Duration lock_wait = Clock::Duration::zero();
   // Free bytes on the filesystem holding root (statvfs f_bavail * f_frsize when empty). Called
   // from Put threads without locks held; tests replace it to simulate a full disk.
   std::function<uint64_t()> free_space_probe{};

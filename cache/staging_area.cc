@@ -23,29 +23,6 @@ namespace fs = std::filesystem;
 constexpr std::string_view kStagedSuffix = ".staged";
 constexpr size_t kMaxHintChars = 64;
 
-// Creates dir (0700) and its parents, and tightens an existing dir to 0700. A new dir's entry
-// is fsynced, so that staged files later synced into it cannot lose their directory.
-Status PrepareDir(const std::string& dir) {
-  const fs::path path(dir);
-  std::error_code ec;
-  if (path.has_parent_path()) fs::create_directories(path.parent_path(), ec);
-  if (ec) return Status::Io("create " + path.parent_path().string() + ": " + ec.message());
-  if (::mkdir(dir.c_str(), 0700) == 0) {
-    STRATA_RETURN_IF_ERROR(FsyncDir(path.has_parent_path() ? path.parent_path().string() : "."));
-  } else if (errno != EEXIST) {
-    return ErrnoStatus(errno, "mkdir " + dir);
-  }
-  struct stat st;
-  if (::stat(dir.c_str(), &st) != 0) return ErrnoStatus(errno, "stat " + dir);
-  if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument(dir + " is not a directory");
-  const mode_t mode = st.st_mode & 07777;
-  if (mode != 0700) {
-    if (::chmod(dir.c_str(), 0700) != 0) return ErrnoStatus(errno, "chmod " + dir);
-    spdlog::info("staging {}: permissions changed from {:04o} to 0700", dir, mode);
-  }
-  return Status::Ok();
-}
-
 // Takes the exclusive flock that keeps a second area off the same dir.
 Result<int> LockDir(const std::string& dir) {
   const std::string lock_path = dir + "/LOCK";
@@ -101,7 +78,7 @@ Result<std::shared_ptr<StagingArea>> StagingArea::Open(StagingOptions options) {
   if (options.dir.empty()) return Status::InvalidArgument("staging: dir is empty");
   if (options.max_bytes == 0) return Status::InvalidArgument("staging: max_bytes is 0");
   if (options.block_size == 0) return Status::InvalidArgument("staging: block_size is 0");
-  STRATA_RETURN_IF_ERROR(PrepareDir(options.dir));
+  STRATA_RETURN_IF_ERROR(MakePrivateDir(options.dir));
   Result<int> lock_fd = LockDir(options.dir);
   if (!lock_fd.ok()) return lock_fd.status();
   RemoveLeftovers(options.dir);

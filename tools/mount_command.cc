@@ -194,11 +194,13 @@ int WaitForDaemon(int fd) {
 // serving, or the reason it could not start.
 int Serve(const MountPlan& plan, S3Store& store, ChunkFetcher*& fetcher_slot, CacheStats& stats,
           FuseSession& session, StartReport& report) {
-  Result<std::unique_ptr<DiskTier>> disk =
-      DiskTier::Open(DiskTierOptions{.root = plan.cache_dir + "/chunks-v1",
-                                     .max_bytes = plan.cache_size,
-                                     .min_free_bytes = plan.cache_min_free},
-                     stats);
+  Result<std::unique_ptr<DiskTier>> disk = DiskTier::Open(
+      DiskTierOptions{.root = plan.cache_dir + "/chunks-v1",
+                      .max_bytes = plan.cache_size,
+                      .min_free_bytes = plan.cache_min_free,
+                      // An unmounted daemon may still be writing out its last chunks.
+                      .lock_wait = std::chrono::seconds(10)},
+      stats);
   if (!disk.ok()) {
     report.Send("cache directory " + plan.cache_dir + ": " + disk.status().ToString());
     return 1;

@@ -236,6 +236,20 @@ TEST_F(DiskTierTest, SecondOpenOfTheSameRootFails) {
   EXPECT_FALSE(second.ok());
 }
 
+TEST_F(DiskTierTest, SecondOpenWaitsForTheFirstToLetGo) {
+  Open();
+  DiskTierOptions options = Options();
+  options.clock = nullptr;  // real time: the first holder closes on another thread
+  options.lock_wait = std::chrono::seconds(10);
+  std::thread closer([this] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    tier_.reset();  // like a daemon finishing its shutdown after the unmount
+  });
+  Result<std::unique_ptr<DiskTier>> second = DiskTier::Open(options, stats_);
+  closer.join();
+  EXPECT_TRUE(second.ok()) << second.status().ToString();
+}
+
 TEST_F(DiskTierTest, RejectsBadOptions) {
   DiskTierOptions options = Options();
   options.max_bytes = 0;

@@ -1,0 +1,472 @@
+#include "cache/queue_db.h"
+
+#include <sqlite3.h>
+
+#include <charconv>
+#include <utility>
+
+namespace strata {
+namespace {
+
+constexpr int kApplicationId = 0x53545551;  // "STUQ"
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema =
+    "CREATE TABLE entries ("
+    " seq INTEGER PRIMARY KEY NOT NULL,"
+    " op INTEGER NOT NULL,"
+    " key BLOB NOT NULL,"
+    " source BLOB NOT NULL,"
+    " data_file TEXT NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " content_type BLOB NOT NULL,"
+    " metadata BLOB NOT NULL,"
+    " if_match BLOB NOT NULL,"
+    " if_none_match INTEGER NOT NULL,"
+    " enqueued_ms INTEGER NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL,"
+    " error_kind INTEGER NOT NULL,"
+    " last_error TEXT NOT NULL,"
+    " upload_id TEXT NOT NULL,"
+    " part_size INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE parts ("
+    " seq INTEGER NOT NULL,"
+    " number INTEGER NOT NULL,"
+    " etag TEXT NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " PRIMARY KEY (seq, number)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE counters ("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " value INTEGER NOT NULL"
+    ") WITHOUT ROWID;";
+
+Status SqliteStatus(sqlite3* db, int rc, const std::string& what) {
+  std::string message = what + ": " + (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_FULL:
+      return Status::NoSpace(std::move(message));
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return Status::Corrupt(std::move(message));
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+      return Status::Io(std::move(message));
+    default:
+      return Status::Internal(std::move(message));
+  }
+}
+
+Status Exec(sqlite3* db, const char* sql) {
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(db, rc, sql);
+  return Status::Ok();
+}
+
+// Runs a statement that returns one row and gives its first column as text.
+Result<std::string> QueryText(sqlite3* db, const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(db, rc, sql);
+  rc = sqlite3_step(stmt);
+  std::string out;
+  if (rc == SQLITE_ROW) {
+    const unsigned char* text = sqlite3_column_text(stmt, 0);
+    if (text != nullptr) out = reinterpret_cast<const char*>(text);
+  }
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_ROW) return SqliteStatus(db, rc, sql);
+  return out;
+}
+
+Result<int64_t> QueryInt(sqlite3* db, const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(db, rc, sql);
+  rc = sqlite3_step(stmt);
+  const int64_t value = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+  sqlite3_finalize(stmt);
+  if (rc != SQLITE_ROW) return SqliteStatus(db, rc, sql);
+  return value;
+}
+
+void BindBlob(sqlite3_stmt* stmt, int column, const std::string& value) {
+  sqlite3_bind_blob(stmt, column, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+}
+
+void BindText(sqlite3_stmt* stmt, int column, const std::string& value) {
+  sqlite3_bind_text(stmt, column, value.data(), static_cast<int>(value.size()), SQLITE_STATIC);
+}
+
+void BindInt(sqlite3_stmt* stmt, int column, uint64_t value) {
+  sqlite3_bind_int64(stmt, column, static_cast<int64_t>(value));
+}
+
+std::string ColumnBlob(sqlite3_stmt* stmt, int column) {
+  const void* data = sqlite3_column_blob(stmt, column);
+  const int size = sqlite3_column_bytes(stmt, column);
+  if (data == nullptr || size <= 0) return std::string();
+  return std::string(static_cast<const char*>(data), static_cast<size_t>(size));
+}
+
+std::string ColumnText(sqlite3_stmt* stmt, int column) {
+  const unsigned char* text = sqlite3_column_text(stmt, column);
+  return text == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(text));
+}
+
+uint64_t ColumnU64(sqlite3_stmt* stmt, int column) {
+  return static_cast<uint64_t>(sqlite3_column_int64(stmt, column));
+}
+
+// Resets a cached statement when the scope ends, so it can run again.
+class StmtReset {
+ public:
+  explicit StmtReset(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~StmtReset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  StmtReset(const StmtReset&) = delete;
+  StmtReset& operator=(const StmtReset&) = delete;
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+// Steps a statement that returns no rows.
+Status StepDone(sqlite3* db, sqlite3_stmt* stmt, const char* what) {
+  StmtReset reset(stmt);
+  const int rc = sqlite3_step(stmt);
+  if (rc != SQLITE_DONE) return SqliteStatus(db, rc, what);
+  return Status::Ok();
+}
+
+// Metadata as one blob: for each pair "<name length>:<name><value length>:<value>", so any
+// byte survives.
+std::string EncodeMetadata(const Metadata& metadata) {
+  std::string out;
+  for (const auto& [name, value] : metadata) {
+    out += std::to_string(name.size()) + ':' + name;
+    out += std::to_string(value.size()) + ':' + value;
+  }
+  return out;
+}
+
+bool DecodeField(std::string_view& in, std::string* field) {
+  const size_t colon = in.find(':');
+  if (colon == std::string_view::npos) return false;
+  size_t length = 0;
+  const auto [end, ec] = std::from_chars(in.data(), in.data() + colon, length);
+  if (ec != std::errc() || end != in.data() + colon || length > in.size() - colon - 1) {
+    return false;
+  }
+  *field = std::string(in.substr(colon + 1, length));
+  in.remove_prefix(colon + 1 + length);
+  return true;
+}
+
+Result<Metadata> DecodeMetadata(std::string_view in) {
+  Metadata metadata;
+  while (!in.empty()) {
+    std::string name;
+    std::string value;
+    if (!DecodeField(in, &name) || !DecodeField(in, &value)) {
+      return Status::Corrupt("malformed metadata in the upload queue database");
+    }
+    metadata.emplace(std::move(name), std::move(value));
+  }
+  return metadata;
+}
+
+ErrorKind KindFromInt(int64_t value) {
+  if (value < static_cast<int64_t>(ErrorKind::kOk) ||
+      value > static_cast<int64_t>(ErrorKind::kInternal)) {
+    return ErrorKind::kInternal;
+  }
+  return static_cast<ErrorKind>(value);
+}
+
+// Creates the schema in a new, empty database, or checks that an existing one is ours.
+Status CreateOrCheckSchema(sqlite3* db) {
+  Result<int64_t> app = QueryInt(db, "PRAGMA application_id");
+  if (!app.ok()) return app.status();
+  Result<int64_t> version = QueryInt(db, "PRAGMA user_version");
+  if (!version.ok()) return version.status();
+  Result<int64_t> objects = QueryInt(db, "SELECT count(*) FROM sqlite_master");
+  if (!objects.ok()) return objects.status();
+  if (*app == 0 && *version == 0 && *objects == 0) {
+    const std::string create = std::string("BEGIN IMMEDIATE;") + kSchema +
+                               "PRAGMA application_id = " + std::to_string(kApplicationId) +
+                               ";PRAGMA user_version = " + std::to_string(kSchemaVersion) +
+                               ";COMMIT;";
+    Status st = Exec(db, create.c_str());
+    if (!st.ok()) IgnoreError(Exec(db, "ROLLBACK"), "the create already failed");
+    return st;
+  }
+  if (*app != kApplicationId || *version != kSchemaVersion) {
+    return Status::Corrupt("not an upload queue database of this version: application_id " +
+                           std::to_string(*app) + ", user_version " + std::to_string(*version));
+  }
+  Result<std::string> check = QueryText(db, "PRAGMA quick_check");
+  if (!check.ok()) return check.status();
+  if (*check != "ok") return Status::Corrupt("quick_check: " + *check);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<QueueDb>> QueueDb::Open(const std::string& path) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(
+      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Status st = Status::Io("cannot open " + path + ": " + sqlite3_errstr(rc));
+    sqlite3_close_v2(db);
+    return st;
+  }
+  // From here on *queue_db owns db and closes it on every return.
+  std::unique_ptr<QueueDb> queue_db(new QueueDb(db));
+  std::lock_guard lock(queue_db->mu_);
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, 5000);
+  Result<std::string> mode = QueryText(db, "PRAGMA journal_mode = WAL");
+  if (!mode.ok()) return Status::Error(mode.status().kind(), path + ": " + mode.status().message());
+  if (*mode != "wal") return Status::Io(path + ": cannot enable WAL (journal_mode " + *mode + ")");
+  // FULL: the WAL is fsynced at every commit. An enqueue is acknowledged at its commit.
+  Status st = Exec(db, "PRAGMA synchronous = FULL");
+  if (st.ok()) st = CreateOrCheckSchema(db);
+  if (st.ok()) st = queue_db->Prepare();
+  if (!st.ok()) return Status::Error(st.kind(), path + ": " + st.message());
+  return queue_db;
+}
+
+QueueDb::QueueDb(sqlite3* db) : db_(db) {}
+
+QueueDb::~QueueDb() {
+  std::lock_guard lock(mu_);
+  for (sqlite3_stmt* stmt : {insert_, remove_entry_, remove_parts_, set_outcome_, requeue_,
+                             set_upload_, add_part_, set_next_seq_}) {
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close_v2(db_);
+}
+
+Status QueueDb::Prepare() {
+  struct {
+    sqlite3_stmt** stmt;
+    const char* sql;
+  } const statements[] = {
+      {&insert_,
+       "INSERT INTO entries (seq, op, key, source, data_file, size, content_type, metadata,"
+       " if_match, if_none_match, enqueued_ms, state, attempts, error_kind, last_error,"
+       " upload_id, part_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+       " ?14, ?15, ?16, ?17)"},
+      {&remove_entry_, "DELETE FROM entries WHERE seq = ?1"},
+      {&remove_parts_, "DELETE FROM parts WHERE seq = ?1"},
+      {&set_outcome_,
+       "UPDATE entries SET state = ?2, attempts = ?3, error_kind = ?4, last_error = ?5"
+       " WHERE seq = ?1"},
+      {&requeue_, "UPDATE entries SET state = 0, attempts = 0 WHERE seq = ?1"},
+      {&set_upload_, "UPDATE entries SET upload_id = ?2, part_size = ?3 WHERE seq = ?1"},
+      {&add_part_,
+       "INSERT OR REPLACE INTO parts (seq, number, etag, size) VALUES (?1, ?2, ?3, ?4)"},
+      {&set_next_seq_, "INSERT OR REPLACE INTO counters (name, value) VALUES ('next_seq', ?1)"},
+  };
+  for (const auto& s : statements) {
+    const int rc = sqlite3_prepare_v3(db_, s.sql, -1, SQLITE_PREPARE_PERSISTENT, s.stmt, nullptr);
+    if (rc != SQLITE_OK) {
+      return Status::Corrupt(std::string("schema mismatch: ") + sqlite3_errmsg(db_));
+    }
+  }
+  return Status::Ok();
+}
+
+template <typename Body>
+Status QueueDb::InTransaction(const Body& body) {
+  STRATA_RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE"));
+  Status st = body();
+  if (st.ok()) st = Exec(db_, "COMMIT");
+  if (!st.ok()) {
+    IgnoreError(Exec(db_, "ROLLBACK"), "the transaction already failed; nothing was committed");
+    return st;
+  }
+  ++commits_;
+  return Status::Ok();
+}
+
+Result<QueueDb::Contents> QueueDb::Load() {
+  std::lock_guard lock(mu_);
+  Contents contents;
+  Result<int64_t> next =
+      QueryInt(db_, "SELECT coalesce(max(value), 0) FROM counters WHERE name = 'next_seq'");
+  if (!next.ok()) return next.status();
+  contents.next_seq = static_cast<uint64_t>(*next);
+
+  static constexpr const char* kEntries =
+      "SELECT seq, op, key, source, data_file, size, content_type, metadata, if_match,"
+      " if_none_match, enqueued_ms, state, attempts, error_kind, last_error, upload_id,"
+      " part_size FROM entries ORDER BY seq";
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db_, kEntries, -1, &stmt, nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "load queue");
+  Status st;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    QueueRecord r;
+    r.seq = ColumnU64(stmt, 0);
+    const int64_t op = sqlite3_column_int64(stmt, 1);
+    if (op < 1 || op > 3) {
+      st = Status::Corrupt("queue entry " + std::to_string(r.seq) + " has unknown op " +
+                           std::to_string(op));
+      break;
+    }
+    r.op = static_cast<QueueOp>(op);
+    r.key = ColumnBlob(stmt, 2);
+    r.source = ColumnBlob(stmt, 3);
+    r.data_file = ColumnText(stmt, 4);
+    r.size = ColumnU64(stmt, 5);
+    r.options.content_type = ColumnBlob(stmt, 6);
+    Result<Metadata> metadata = DecodeMetadata(ColumnBlob(stmt, 7));
+    if (!metadata.ok()) {
+      st = metadata.status();
+      break;
+    }
+    r.options.metadata = std::move(metadata).value();
+    r.options.if_match = ColumnBlob(stmt, 8);
+    r.options.if_none_match = sqlite3_column_int64(stmt, 9) != 0;
+    r.enqueued_unix_ms = sqlite3_column_int64(stmt, 10);
+    r.state = sqlite3_column_int64(stmt, 11) == 1 ? QueueState::kDead : QueueState::kPending;
+    r.attempts = static_cast<uint32_t>(sqlite3_column_int64(stmt, 12));
+    r.error_kind = KindFromInt(sqlite3_column_int64(stmt, 13));
+    r.last_error = ColumnText(stmt, 14);
+    r.upload_id = ColumnText(stmt, 15);
+    r.part_size = ColumnU64(stmt, 16);
+    contents.records.push_back(std::move(r));
+  }
+  if (st.ok() && rc != SQLITE_DONE) st = SqliteStatus(db_, rc, "load queue");
+  sqlite3_finalize(stmt);
+  if (!st.ok()) return st;
+
+  rc = sqlite3_prepare_v2(db_, "SELECT seq, number, etag, size FROM parts ORDER BY seq, number", -1,
+                          &stmt, nullptr);
+  if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "load parts");
+  size_t next_record = 0;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    const uint64_t seq = ColumnU64(stmt, 0);
+    // Both lists are sorted by seq: walk them together. Parts of unknown rows are ignored.
+    while (next_record < contents.records.size() && contents.records[next_record].seq < seq) {
+      ++next_record;
+    }
+    if (next_record == contents.records.size() || contents.records[next_record].seq != seq) {
+      continue;
+    }
+    PartInfo part;
+    part.part_number = static_cast<int>(sqlite3_column_int64(stmt, 1));
+    part.etag = ColumnText(stmt, 2);
+    part.size = ColumnU64(stmt, 3);
+    contents.records[next_record].parts.push_back(std::move(part));
+  }
+  st = rc == SQLITE_DONE ? Status::Ok() : SqliteStatus(db_, rc, "load parts");
+  sqlite3_finalize(stmt);
+  if (!st.ok()) return st;
+  return contents;
+}
+
+Status QueueDb::InsertRow(const QueueRecord& r) {
+  const std::string metadata = EncodeMetadata(r.options.metadata);
+  BindInt(insert_, 1, r.seq);
+  sqlite3_bind_int64(insert_, 2, static_cast<int>(r.op));
+  BindBlob(insert_, 3, r.key);
+  BindBlob(insert_, 4, r.source);
+  BindText(insert_, 5, r.data_file);
+  BindInt(insert_, 6, r.size);
+  BindBlob(insert_, 7, r.options.content_type);
+  BindBlob(insert_, 8, metadata);
+  BindBlob(insert_, 9, r.options.if_match);
+  sqlite3_bind_int64(insert_, 10, r.options.if_none_match ? 1 : 0);
+  sqlite3_bind_int64(insert_, 11, r.enqueued_unix_ms);
+  sqlite3_bind_int64(insert_, 12, static_cast<int>(r.state));
+  sqlite3_bind_int64(insert_, 13, r.attempts);
+  sqlite3_bind_int64(insert_, 14, static_cast<int>(r.error_kind));
+  BindText(insert_, 15, r.last_error);
+  BindText(insert_, 16, r.upload_id);
+  BindInt(insert_, 17, r.part_size);
+  return StepDone(db_, insert_, "insert queue entry");
+}
+
+Status QueueDb::RemoveRow(uint64_t seq) {
+  BindInt(remove_parts_, 1, seq);
+  STRATA_RETURN_IF_ERROR(StepDone(db_, remove_parts_, "remove queue parts"));
+  BindInt(remove_entry_, 1, seq);
+  return StepDone(db_, remove_entry_, "remove queue entry");
+}
+
+Status QueueDb::Apply(const Batch& batch) {
+  if (batch.inserts.empty() && batch.removes.empty() && batch.next_seq == 0) return Status::Ok();
+  std::lock_guard lock(mu_);
+  return InTransaction([&]() -> Status {
+    for (uint64_t seq : batch.removes) STRATA_RETURN_IF_ERROR(RemoveRow(seq));
+    for (const QueueRecord& record : batch.inserts) STRATA_RETURN_IF_ERROR(InsertRow(record));
+    if (batch.next_seq != 0) {
+      BindInt(set_next_seq_, 1, batch.next_seq);
+      STRATA_RETURN_IF_ERROR(StepDone(db_, set_next_seq_, "store next sequence number"));
+    }
+    return Status::Ok();
+  });
+}
+
+Status QueueDb::SetOutcome(uint64_t seq, QueueState state, uint32_t attempts, const Status& error) {
+  const std::string message = error.ToString();
+  std::lock_guard lock(mu_);
+  return InTransaction([&]() -> Status {
+    BindInt(set_outcome_, 1, seq);
+    sqlite3_bind_int64(set_outcome_, 2, static_cast<int>(state));
+    sqlite3_bind_int64(set_outcome_, 3, attempts);
+    sqlite3_bind_int64(set_outcome_, 4, static_cast<int>(error.kind()));
+    BindText(set_outcome_, 5, message);
+    return StepDone(db_, set_outcome_, "store queue entry outcome");
+  });
+}
+
+Status QueueDb::Requeue(const std::vector<uint64_t>& seqs) {
+  if (seqs.empty()) return Status::Ok();
+  std::lock_guard lock(mu_);
+  return InTransaction([&]() -> Status {
+    for (uint64_t seq : seqs) {
+      BindInt(requeue_, 1, seq);
+      STRATA_RETURN_IF_ERROR(StepDone(db_, requeue_, "requeue queue entry"));
+    }
+    return Status::Ok();
+  });
+}
+
+Status QueueDb::SetUpload(uint64_t seq, const std::string& upload_id, uint64_t part_size) {
+  std::lock_guard lock(mu_);
+  return InTransaction([&]() -> Status {
+    BindInt(remove_parts_, 1, seq);
+    STRATA_RETURN_IF_ERROR(StepDone(db_, remove_parts_, "forget queue parts"));
+    BindInt(set_upload_, 1, seq);
+    BindText(set_upload_, 2, upload_id);
+    BindInt(set_upload_, 3, part_size);
+    return StepDone(db_, set_upload_, "store multipart upload id");
+  });
+}
+
+Status QueueDb::AddPart(uint64_t seq, const PartInfo& part) {
+  std::lock_guard lock(mu_);
+  return InTransaction([&]() -> Status {
+    BindInt(add_part_, 1, seq);
+    sqlite3_bind_int64(add_part_, 2, part.part_number);
+    BindText(add_part_, 3, part.etag);
+    BindInt(add_part_, 4, part.size);
+    return StepDone(db_, add_part_, "store multipart part");
+  });
+}
+
+uint64_t QueueDb::commits() {
+  std::lock_guard lock(mu_);
+  return commits_;
+}
+
+}  // namespace strata

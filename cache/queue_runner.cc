@@ -1,0 +1,213 @@
+#include "cache/queue_runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <utility>
+
+#include "backends/memory_store.h"
+#include "backends/posix_file.h"
+
+namespace strata {
+namespace {
+
+using Outcome = QueueRunner::Outcome;
+using RunResult = QueueRunner::RunResult;
+
+RunResult Done() { return RunResult{Outcome::kDone, Status::Ok()}; }
+RunResult Failed(Status status) { return RunResult{Outcome::kFailed, std::move(status)}; }
+RunResult Stopped() { return RunResult{Outcome::kStopped, Status::Ok()}; }
+
+// Local failures to save progress are worth retrying (a full disk may get space back).
+Status SaveFailed(const Status& st) {
+  return Status::Transient("cannot save upload progress: " + st.ToString());
+}
+
+// Reads exactly `length` bytes at `offset` into *out.
+Status ReadAt(int fd, uint64_t offset, uint64_t length, const std::string& path, std::string* out) {
+  out->resize(length);
+  uint64_t done = 0;
+  while (done < length) {
+    const ssize_t n =
+        ::pread(fd, out->data() + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::Io("read " + path + ": " + std::strerror(errno));
+    }
+    if (n == 0) return Status::Corrupt("staged file " + path + " ends early");
+    done += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+bool IsHexMd5(std::string_view etag) {
+  return etag.size() == 32 && std::all_of(etag.begin(), etag.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+         });
+}
+
+}  // namespace
+
+QueueRunner::QueueRunner(ObjectStore& store, QueueDb& db, Options options)
+    : store_(store), db_(db), options_(options) {}
+
+uint64_t QueueRunner::PartSizeFor(uint64_t size) const {
+  const uint64_t max_parts = static_cast<uint64_t>(kMaxPartNumber);
+  return std::max(options_.part_size, (size + max_parts - 1) / max_parts);
+}
+
+QueueRunner::RunResult QueueRunner::Run(QueueRecord& record, const std::string& data_path,
+                                        const Hooks& hooks) {
+  switch (record.op) {
+    case QueueOp::kPut:
+      return RunPut(record, data_path, hooks);
+    case QueueOp::kDelete: {
+      Status st = store_.Delete(record.key);
+      return st.ok() ? Done() : Failed(std::move(st));
+    }
+    case QueueOp::kCopy: {
+      Result<PutResult> copied = store_.Copy(record.source, record.key, CopyOptions{});
+      return copied.ok() ? Done() : Failed(copied.status());
+    }
+  }
+  return Failed(Status::Internal("unknown queue operation"));
+}
+
+QueueRunner::RunResult QueueRunner::RunPut(QueueRecord& record, const std::string& data_path,
+                                           const Hooks& hooks) {
+  Fd fd(::open(data_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    return Failed(Status::Io("staged file " + data_path + " of '" + record.key +
+                             "' cannot be opened: " + std::strerror(errno)));
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    return Failed(Status::Io("stat " + data_path + ": " + std::strerror(errno)));
+  }
+  if (static_cast<uint64_t>(st.st_size) != record.size) {
+    return Failed(Status::Corrupt("staged file " + data_path + " has " +
+                                  std::to_string(st.st_size) + " bytes; the queue recorded " +
+                                  std::to_string(record.size)));
+  }
+  if (!record.upload_id.empty() || record.size >= options_.multipart_threshold) {
+    return RunMultipart(record, fd.get(), hooks);
+  }
+  std::string body;
+  Status read = ReadAt(fd.get(), 0, record.size, data_path, &body);
+  if (!read.ok()) return Failed(std::move(read));
+  Result<PutResult> put = store_.Put(record.key, body, record.options);
+  if (!put.ok()) return Failed(put.status());
+  if (hooks.on_bytes_sent) hooks.on_bytes_sent(record.size);
+  return Done();
+}
+
+QueueRunner::RunResult QueueRunner::RunMultipart(QueueRecord& record, int fd, const Hooks& hooks) {
+  if (!record.upload_id.empty()) {
+    Result<std::vector<PartInfo>> listed = store_.ListParts(record.key, record.upload_id);
+    if (!listed.ok()) {
+      if (!listed.status().IsNotFound()) return Failed(listed.status());
+      if (CompletedEarlier(record)) return Done();
+      spdlog::info("upload queue: multipart upload {} of '{}' is gone; starting over",
+                   record.upload_id, record.key);
+      Status st = ForgetUpload(record, hooks);
+      if (!st.ok()) return Failed(SaveFailed(st));
+    } else {
+      // Keep the saved parts the store confirms; upload the others again.
+      std::map<int, const PartInfo*> in_store;
+      for (const PartInfo& part : *listed) in_store[part.part_number] = &part;
+      std::erase_if(record.parts, [&](const PartInfo& saved) {
+        auto it = in_store.find(saved.part_number);
+        return it == in_store.end() || it->second->size != saved.size ||
+               !EtagMatches(saved.etag, it->second->etag);
+      });
+    }
+  }
+  if (record.upload_id.empty()) {
+    const uint64_t part_size = PartSizeFor(record.size);
+    Result<std::string> created = store_.CreateMultipartUpload(record.key, record.options);
+    if (!created.ok()) return Failed(created.status());
+    Status st = db_.SetUpload(record.seq, *created, part_size);
+    if (!st.ok()) {
+      IgnoreError(store_.AbortMultipartUpload(record.key, *created),
+                  "the upload is not recorded; the next open aborts it if this fails");
+      return Failed(SaveFailed(st));
+    }
+    record.upload_id = *created;
+    record.part_size = part_size;
+    record.parts.clear();
+    if (hooks.on_progress) hooks.on_progress(record);
+  }
+
+  const uint64_t part_size = record.part_size;
+  const uint64_t count = (record.size + part_size - 1) / part_size;
+  std::string body;
+  for (uint64_t index = 0; index < count; ++index) {
+    const int number = static_cast<int>(index + 1);
+    const bool have = std::any_of(record.parts.begin(), record.parts.end(),
+                                  [&](const PartInfo& p) { return p.part_number == number; });
+    if (have) continue;
+    if (hooks.should_stop && hooks.should_stop()) return Stopped();
+    const uint64_t offset = index * part_size;
+    const uint64_t length = std::min(part_size, record.size - offset);
+    Status read = ReadAt(fd, offset, length, record.key, &body);
+    if (!read.ok()) return Failed(std::move(read));
+    Result<PartInfo> part = store_.UploadPart(record.key, record.upload_id, number, body);
+    if (!part.ok()) {
+      if (!part.status().IsNotFound()) return Failed(part.status());
+      Status st = ForgetUpload(record, hooks);
+      if (!st.ok()) return Failed(SaveFailed(st));
+      return Failed(Status::Transient("multipart upload of '" + record.key +
+                                      "' vanished: " + part.status().ToString()));
+    }
+    PartInfo info = std::move(part).value();
+    info.part_number = number;
+    info.size = length;
+    Status st = db_.AddPart(record.seq, info);
+    if (!st.ok()) return Failed(SaveFailed(st));
+    record.parts.push_back(std::move(info));
+    std::sort(record.parts.begin(), record.parts.end(),
+              [](const PartInfo& a, const PartInfo& b) { return a.part_number < b.part_number; });
+    if (hooks.on_progress) hooks.on_progress(record);
+    if (hooks.on_bytes_sent) hooks.on_bytes_sent(length);
+  }
+
+  Result<PutResult> completed =
+      store_.CompleteMultipartUpload(record.key, record.upload_id, record.parts);
+  if (completed.ok()) return Done();
+  if (!completed.status().IsNotFound()) return Failed(completed.status());
+  if (CompletedEarlier(record)) return Done();
+  Status st = ForgetUpload(record, hooks);
+  if (!st.ok()) return Failed(SaveFailed(st));
+  return Failed(
+      Status::Transient("multipart upload of '" + record.key +
+                        "' vanished before completion: " + completed.status().ToString()));
+}
+
+Status QueueRunner::ForgetUpload(QueueRecord& record, const Hooks& hooks) {
+  STRATA_RETURN_IF_ERROR(db_.SetUpload(record.seq, "", 0));
+  record.upload_id.clear();
+  record.part_size = 0;
+  record.parts.clear();
+  if (hooks.on_progress) hooks.on_progress(record);
+  return Status::Ok();
+}
+
+bool QueueRunner::CompletedEarlier(const QueueRecord& record) {
+  if (record.part_size == 0 || record.parts.empty()) return false;
+  const uint64_t count = (record.size + record.part_size - 1) / record.part_size;
+  if (record.parts.size() != count) return false;
+  for (const PartInfo& part : record.parts) {
+    if (!IsHexMd5(part.etag)) return false;
+  }
+  Result<ObjectInfo> head = store_.Head(record.key);
+  return head.ok() && head->size == record.size &&
+         EtagMatches(MultipartEtag(record.parts), head->etag);
+}
+
+}  // namespace strata

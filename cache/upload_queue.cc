@@ -1,0 +1,471 @@
+#include "cache/upload_queue.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "backends/memory_store.h"
+
+namespace strata {
+namespace {
+
+// Backoff sleeps are cut into slices so that the destructor need not wait for a long one.
+constexpr Clock::Duration kSleepSlice = std::chrono::milliseconds(50);
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Status TimedOut(std::string what) { return Status::Transient("upload queue: " + what); }
+
+}  // namespace
+
+Result<std::unique_ptr<UploadQueue>> UploadQueue::Open(ObjectStore& store,
+                                                       UploadQueueOptions options) {
+  if (options.workers < 1) return Status::InvalidArgument("upload queue: workers must be >= 1");
+  if (options.part_size == 0 || options.multipart_threshold == 0) {
+    return Status::InvalidArgument("upload queue: part_size and multipart_threshold must be > 0");
+  }
+  if (options.retry.max_attempts < 0) {
+    return Status::InvalidArgument("upload queue: negative retry.max_attempts");
+  }
+  Result<std::unique_ptr<QueueDir>> dir = QueueDir::Open(options.dir);
+  if (!dir.ok()) return dir.status();
+  Result<std::unique_ptr<QueueDb>> db = QueueDb::Open((*dir)->DbPath());
+  if (!db.ok()) return db.status();
+  std::unique_ptr<UploadQueue> queue(
+      new UploadQueue(store, std::move(options), std::move(dir).value(), std::move(db).value()));
+  std::set<std::string> upload_ids;
+  STRATA_RETURN_IF_ERROR(queue->Replay(&upload_ids));
+  queue->AbortOrphanUploads(upload_ids);
+  return queue;
+}
+
+UploadQueue::UploadQueue(ObjectStore& store, UploadQueueOptions options,
+                         std::unique_ptr<QueueDir> dir, std::unique_ptr<QueueDb> db)
+    : store_(store),
+      options_(std::move(options)),
+      owned_clock_(options_.clock == nullptr ? std::make_unique<SystemClock>() : nullptr),
+      clock_(options_.clock != nullptr ? options_.clock : owned_clock_.get()),
+      dir_(std::move(dir)),
+      db_(std::move(db)),
+      runner_(store_, *db_,
+              QueueRunner::Options{.multipart_threshold = options_.multipart_threshold,
+                                   .part_size = options_.part_size}),
+      schedule_(dir_->data_dir()),
+      rng_(options_.seed != 0 ? options_.seed : std::random_device()()) {}
+
+UploadQueue::~UploadQueue() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  changed_cv_.notify_all();
+  for (std::thread& worker : workers_) worker.join();
+}
+
+Status UploadQueue::Replay(std::set<std::string>* upload_ids) {
+  Result<QueueDb::Contents> contents = db_->Load();
+  if (!contents.ok()) return contents.status();
+  std::vector<QueueRecord>& records = contents->records;
+  std::set<std::string> referenced;
+  uint64_t missing = 0;
+  for (QueueRecord& record : records) {
+    if (!record.upload_id.empty()) upload_ids->insert(record.upload_id);
+    if (record.op != QueueOp::kPut) continue;
+    referenced.insert(record.data_file);
+    if (record.state == QueueState::kDead) continue;
+    Result<uint64_t> size = dir_->SizeOf(record.data_file);
+    Status problem;
+    if (!size.ok()) {
+      problem = Status::Io("staged file " + dir_->DataPath(record.data_file) + " of '" +
+                           record.key + "' is missing at open: " + size.status().message());
+    } else if (*size != record.size) {
+      problem =
+          Status::Corrupt("staged file " + dir_->DataPath(record.data_file) + " of '" + record.key +
+                          "' has " + std::to_string(*size) + " bytes at open; the queue recorded " +
+                          std::to_string(record.size));
+    }
+    if (problem.ok()) continue;
+    ++missing;
+    spdlog::error("upload queue {}: entry {} is now a dead letter: {}", dir_->root(), record.seq,
+                  problem.ToString());
+    Status saved = db_->SetOutcome(record.seq, QueueState::kDead, record.attempts, problem);
+    if (!saved.ok()) {
+      spdlog::warn("upload queue {}: cannot save that: {}", dir_->root(), saved.ToString());
+    }
+    record.state = QueueState::kDead;
+    record.error_kind = problem.kind();
+    record.last_error = problem.ToString();
+  }
+  const uint64_t removed = dir_->RemoveUnreferenced(referenced);
+  const size_t count = records.size();
+  std::lock_guard lock(mu_);
+  schedule_.Load(std::move(records), contents->next_seq);
+  // Every name of an earlier run is either referenced or was just removed, and any run that
+  // kept a file committed a larger next_seq than this one starts from: names cannot collide.
+  file_prefix_ = std::to_string(schedule_.next_seq()) + "-";
+  if (count > 0 || removed > 0) {
+    spdlog::info(
+        "upload queue {}: replayed {} entries ({} dead, {} with a missing staged file); removed "
+        "{} unreferenced files",
+        dir_->root(), count, schedule_.dead(), missing, removed);
+  }
+  return Status::Ok();
+}
+
+void UploadQueue::AbortOrphanUploads(const std::set<std::string>& ours) {
+  std::set<std::string> handled;
+  uint64_t aborted = 0;
+  for (const std::string& prefix : options_.owned_prefixes) {
+    Result<std::vector<MultipartUpload>> uploads = store_.ListMultipartUploads(prefix);
+    if (!uploads.ok()) {
+      spdlog::warn("upload queue {}: cannot list multipart uploads under '{}': {}", dir_->root(),
+                   prefix, uploads.status().ToString());
+      continue;
+    }
+    for (const MultipartUpload& upload : *uploads) {
+      if (ours.count(upload.upload_id) != 0 || !handled.insert(upload.upload_id).second) continue;
+      Status st = store_.AbortMultipartUpload(upload.key, upload.upload_id);
+      if (st.ok()) {
+        ++aborted;
+        spdlog::info("upload queue {}: aborted abandoned multipart upload {} of '{}'", dir_->root(),
+                     upload.upload_id, upload.key);
+      } else if (!st.IsNotFound()) {
+        spdlog::warn("upload queue {}: cannot abort multipart upload {} of '{}': {}", dir_->root(),
+                     upload.upload_id, upload.key, st.ToString());
+      }
+    }
+  }
+  std::lock_guard lock(mu_);
+  orphans_aborted_ += aborted;
+}
+
+void UploadQueue::Start() {
+  std::lock_guard lock(mu_);
+  if (started_ || stopping_) return;
+  started_ = true;
+  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+Result<uint64_t> UploadQueue::EnqueuePut(std::string key, std::string staged_path, uint64_t size,
+                                         PutOptions options) {
+  STRATA_RETURN_IF_ERROR(ValidateKey(key));
+  STRATA_RETURN_IF_ERROR(QueueDir::CheckStaged(staged_path, size));
+  std::string name;
+  {
+    std::lock_guard lock(mu_);
+    name = file_prefix_ + std::to_string(file_counter_++);
+  }
+  Status adopted = dir_->Adopt(staged_path, name);
+  if (!adopted.ok()) {
+    IgnoreError(dir_->GiveBack(name, staged_path), "fails when the move itself failed");
+    return adopted;
+  }
+  QueueRecord put;
+  put.op = QueueOp::kPut;
+  put.key = std::move(key);
+  put.data_file = name;
+  put.size = size;
+  put.options = std::move(options);
+  put.enqueued_unix_ms = NowUnixMs();
+
+  std::lock_guard enqueue(enqueue_mu_);
+  QueueSchedule::Plan plan;
+  {
+    std::lock_guard lock(mu_);
+    plan = schedule_.PlanPut(std::move(put));
+  }
+  Result<uint64_t> ticket = CommitPlan(plan);
+  if (!ticket.ok()) {
+    Status back = dir_->GiveBack(name, staged_path);
+    if (!back.ok()) {
+      spdlog::warn("upload queue {}: enqueue failed and the staged file stays at {}: {}",
+                   dir_->root(), dir_->DataPath(name), back.ToString());
+    }
+  }
+  return ticket;
+}
+
+Result<uint64_t> UploadQueue::EnqueueDelete(std::string key) {
+  STRATA_RETURN_IF_ERROR(ValidateKey(key));
+  std::lock_guard enqueue(enqueue_mu_);
+  QueueSchedule::Plan plan;
+  {
+    std::lock_guard lock(mu_);
+    plan = schedule_.PlanDelete(key, NowUnixMs());
+  }
+  return CommitPlan(plan);
+}
+
+Result<uint64_t> UploadQueue::EnqueueRename(std::string from, std::string to) {
+  STRATA_RETURN_IF_ERROR(ValidateKey(from));
+  STRATA_RETURN_IF_ERROR(ValidateKey(to));
+  std::lock_guard enqueue(enqueue_mu_);
+  Result<QueueSchedule::Plan> plan = Status::Internal("unset");
+  {
+    std::lock_guard lock(mu_);
+    plan = schedule_.PlanRename(from, to, NowUnixMs());
+  }
+  if (!plan.ok()) return plan.status();
+  return CommitPlan(*plan);
+}
+
+Result<uint64_t> UploadQueue::CommitPlan(const QueueSchedule::Plan& plan) {
+  QueueDb::Batch batch;
+  batch.inserts = plan.inserts;
+  batch.removes = plan.drops;
+  batch.next_seq = plan.next_seq;
+  Status st = db_->Apply(batch);
+  QueueSchedule::Released released;
+  {
+    std::lock_guard lock(mu_);
+    if (!st.ok()) {
+      schedule_.Abandon(plan);
+    } else {
+      released = schedule_.Commit(plan);
+      dropped_ += plan.drops.size();
+      to_abort_.insert(to_abort_.end(), released.uploads.begin(), released.uploads.end());
+    }
+  }
+  work_cv_.notify_all();
+  changed_cv_.notify_all();
+  if (!st.ok()) return st;
+  CleanUp(released);
+  return plan.ticket;
+}
+
+void UploadQueue::CleanUp(const QueueSchedule::Released& released) {
+  for (const std::string& file : released.data_files) dir_->Remove(file);
+}
+
+void UploadQueue::WorkerLoop() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    work_cv_.wait(lock, [&] { return stopping_ || schedule_.HasReady() || !to_abort_.empty(); });
+    if (stopping_) return;
+    if (!to_abort_.empty()) {
+      const MultipartUpload upload = std::move(to_abort_.back());
+      to_abort_.pop_back();
+      lock.unlock();
+      Status st = store_.AbortMultipartUpload(upload.key, upload.upload_id);
+      if (!st.ok() && !st.IsNotFound()) {
+        spdlog::warn("upload queue {}: cannot abort dropped multipart upload {} of '{}': {}",
+                     dir_->root(), upload.upload_id, upload.key, st.ToString());
+      }
+      lock.lock();
+      continue;
+    }
+    uint64_t run_id = 0;
+    QueueRecord record = schedule_.TakeReady(&run_id);
+    lock.unlock();
+    RunClaimed(std::move(record), run_id);
+    lock.lock();
+  }
+}
+
+void UploadQueue::RunClaimed(QueueRecord record, uint64_t run_id) {
+  const uint64_t seq = record.seq;
+  QueueRunner::Hooks hooks;
+  hooks.should_stop = [this] { return stopping_.load(); };
+  hooks.on_progress = [this](const QueueRecord& progress) {
+    std::lock_guard lock(mu_);
+    schedule_.UpdateProgress(progress);
+  };
+  hooks.on_bytes_sent = [this](uint64_t bytes) { bytes_uploaded_ += bytes; };
+  while (true) {
+    QueueRunner::RunResult result = runner_.Run(record, dir_->DataPath(record.data_file), hooks);
+    if (result.outcome == QueueRunner::Outcome::kStopped) {
+      std::lock_guard lock(mu_);
+      schedule_.Release(seq, run_id);
+      return;
+    }
+    if (result.outcome == QueueRunner::Outcome::kDone) {
+      QueueDb::Batch batch;
+      batch.removes = {seq};
+      Status removed = db_->Apply(batch);
+      if (removed.ok()) {
+        QueueSchedule::Released released;
+        {
+          std::lock_guard lock(mu_);
+          released = schedule_.Complete(seq);
+          ++uploads_done_;
+          ++cleanups_running_;
+        }
+        work_cv_.notify_all();
+        CleanUp(released);
+        {
+          std::lock_guard lock(mu_);
+          --cleanups_running_;
+        }
+        changed_cv_.notify_all();
+        return;
+      }
+      // Redoing a completed operation is harmless, and the key stays blocked meanwhile.
+      result.status = Status::Transient("done in the store, but the queue cannot record it: " +
+                                        removed.ToString());
+    }
+    const uint32_t attempts = record.attempts + 1;
+    const bool retry =
+        result.status.retryable() && options_.retry.ShouldRetry(static_cast<int>(attempts));
+    Status saved = db_->SetOutcome(seq, retry ? QueueState::kPending : QueueState::kDead, attempts,
+                                   result.status);
+    if (!saved.ok()) {
+      spdlog::warn("upload queue {}: cannot save the outcome of entry {}: {}", dir_->root(), seq,
+                   saved.ToString());
+    }
+    Clock::Duration delay{0};
+    {
+      std::lock_guard lock(mu_);
+      schedule_.RecordFailure(seq, result.status, attempts, !retry);
+      if (retry) {
+        ++retries_;
+        delay = options_.retry.Backoff(static_cast<int>(std::min<uint32_t>(attempts, 1000)), rng_);
+      }
+    }
+    if (!retry) {
+      spdlog::warn("upload queue {}: {} of '{}' failed for good after {} attempts: {}",
+                   dir_->root(), QueueOpName(record.op), record.key, attempts,
+                   result.status.ToString());
+      changed_cv_.notify_all();
+      return;
+    }
+    spdlog::debug("upload queue {}: {} of '{}' failed (attempt {}), retrying: {}", dir_->root(),
+                  QueueOpName(record.op), record.key, attempts, result.status.ToString());
+    const bool slept = SleepBackoff(delay);
+    std::lock_guard lock(mu_);
+    if (!slept) {
+      schedule_.Release(seq, run_id);
+      return;
+    }
+    // False when an enqueue dropped the entry (or it was claimed anew) while we slept.
+    if (!schedule_.Resume(seq, run_id, &record)) return;
+  }
+}
+
+bool UploadQueue::SleepBackoff(Clock::Duration delay) {
+  while (delay > Clock::Duration::zero()) {
+    if (stopping_) return false;
+    const Clock::Duration slice = std::min(delay, kSleepSlice);
+    clock_->SleepFor(slice);
+    delay -= slice;
+  }
+  return !stopping_;
+}
+
+Status UploadQueue::WaitUploaded(uint64_t sequence, Clock::Duration timeout) {
+  std::unique_lock lock(mu_);
+  if (sequence == 0 || sequence >= schedule_.next_seq()) {
+    return Status::InvalidArgument("upload queue: no sequence number " + std::to_string(sequence));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    std::optional<Status> outcome = schedule_.Outcome(sequence);
+    if (outcome.has_value()) return *outcome;
+    if (stopping_)
+      return TimedOut("stopped before entry " + std::to_string(sequence) + " was done");
+    if (changed_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      outcome = schedule_.Outcome(sequence);
+      if (outcome.has_value()) return *outcome;
+      return TimedOut("entry " + std::to_string(sequence) + " not uploaded within the timeout");
+    }
+  }
+}
+
+Status UploadQueue::Drain(Clock::Duration timeout) {
+  std::unique_lock lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (schedule_.depth() > schedule_.Blocked() || cleanups_running_ > 0) {
+    if (!started_) {
+      return Status::InvalidArgument("upload queue: Drain before Start with " +
+                                     std::to_string(schedule_.depth()) + " entries queued");
+    }
+    if (stopping_) return TimedOut("stopped while draining");
+    if (changed_cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
+        (schedule_.depth() > schedule_.Blocked() || cleanups_running_ > 0)) {
+      return TimedOut(std::to_string(schedule_.depth()) +
+                      " entries still queued after the drain timeout");
+    }
+  }
+  if (schedule_.dead() > 0) {
+    return Status::Io("upload queue: " + std::to_string(schedule_.dead()) + " dead letters (and " +
+                      std::to_string(schedule_.Blocked()) +
+                      " entries waiting behind them); see the queue listing");
+  }
+  return Status::Ok();
+}
+
+PendingState UploadQueue::Pending(const std::string& key) {
+  std::lock_guard lock(mu_);
+  return schedule_.Pending(key);
+}
+
+std::optional<PendingPut> UploadQueue::LatestPending(const std::string& key) {
+  PendingState state = Pending(key);
+  if (state.kind != PendingState::Kind::kPut) return std::nullopt;
+  return std::move(state.put);
+}
+
+bool UploadQueue::PendingDelete(const std::string& key) {
+  return Pending(key).kind == PendingState::Kind::kDeleted;
+}
+
+std::vector<QueueEntryView> UploadQueue::List() {
+  const int64_t now = NowUnixMs();
+  std::lock_guard lock(mu_);
+  return schedule_.List(now);
+}
+
+Status UploadQueue::RetryDeadLetters() {
+  std::lock_guard enqueue(enqueue_mu_);
+  std::vector<uint64_t> dead;
+  {
+    std::lock_guard lock(mu_);
+    dead = schedule_.DeadEntries();
+  }
+  if (dead.empty()) return Status::Ok();
+  STRATA_RETURN_IF_ERROR(db_->Requeue(dead));
+  {
+    std::lock_guard lock(mu_);
+    schedule_.Requeue(dead);
+  }
+  spdlog::info("upload queue {}: {} dead letters queued again", dir_->root(), dead.size());
+  work_cv_.notify_all();
+  changed_cv_.notify_all();
+  return Status::Ok();
+}
+
+Status UploadQueue::DiscardDeadLetter(uint64_t sequence) {
+  std::lock_guard enqueue(enqueue_mu_);
+  Result<QueueSchedule::Plan> plan = Status::Internal("unset");
+  {
+    std::lock_guard lock(mu_);
+    plan = schedule_.PlanDiscard(sequence);
+  }
+  if (!plan.ok()) return plan.status();
+  Result<uint64_t> committed = CommitPlan(*plan);
+  if (!committed.ok()) return committed.status();
+  spdlog::warn("upload queue {}: dead entry {} discarded", dir_->root(), sequence);
+  return Status::Ok();
+}
+
+UploadQueueStats UploadQueue::stats() {
+  std::lock_guard lock(mu_);
+  UploadQueueStats stats;
+  stats.depth = schedule_.depth();
+  stats.dead_letters = schedule_.dead();
+  stats.staged_bytes = schedule_.staged_bytes();
+  stats.bytes_uploaded = bytes_uploaded_.load();
+  stats.uploads_done = uploads_done_;
+  stats.retries = retries_;
+  stats.dropped = dropped_;
+  stats.orphans_aborted = orphans_aborted_;
+  return stats;
+}
+
+}  // namespace strata

@@ -172,6 +172,7 @@ Result<OpenReply> Filesystem::Open(uint64_t ino) {
                         (*info)->size};
   auto file = std::make_shared<FileHandle>();
   file->ino = ino;
+  file->path = node->path;
   file->stream = streams_(version);
   const uint64_t id = next_handle_++;
   OpenReply reply{id, false};
@@ -195,14 +196,22 @@ std::shared_ptr<Filesystem::FileHandle> Filesystem::FindFile(uint64_t handle) {
 Result<size_t> Filesystem::Read(uint64_t handle, uint64_t offset, std::span<char> out) {
   std::shared_ptr<FileHandle> file = FindFile(handle);
   if (!file) return Status::InvalidArgument("unknown file handle");
-  return file->stream->Read(offset, out);
+  return ForgetIfChanged(*file, file->stream->Read(offset, out));
+}
+
+template <typename T>
+Result<T> Filesystem::ForgetIfChanged(const FileHandle& file, Result<T> result) {
+  if (!result.ok() && result.status().kind() == ErrorKind::kPreconditionFailed) {
+    metadata_.Invalidate(file.path);
+  }
+  return result;
 }
 
 Result<std::vector<ReadStream::Slice>> Filesystem::ReadSlices(uint64_t handle, uint64_t offset,
                                                               uint64_t size) {
   std::shared_ptr<FileHandle> file = FindFile(handle);
   if (!file) return Status::InvalidArgument("unknown file handle");
-  return file->stream->ReadSlices(offset, size);
+  return ForgetIfChanged(*file, file->stream->ReadSlices(offset, size));
 }
 
 void Filesystem::Release(uint64_t handle) {

@@ -100,8 +100,13 @@ class Filesystem {
   };
   struct FileHandle {
     uint64_t ino = 0;
+    std::string path;
     std::unique_ptr<ReadStream> stream;
   };
+  // After a read found the object changed (kPreconditionFailed), forgets its metadata so that
+  // the next open sees the new version instead of the one cached until the TTL.
+  template <typename T>
+  Result<T> ForgetIfChanged(const FileHandle& file, Result<T> result);
 
   struct stat ToStat(uint64_t ino, const EntryInfo& info) const;
   std::shared_ptr<FileHandle> FindFile(uint64_t handle);

@@ -92,33 +92,6 @@ ErrorKind KindFromInt(int64_t value) {
   return static_cast<ErrorKind>(value);
 }
 
-// Creates the schema in a new, empty database, or checks that an existing one is ours.
-Status CreateOrCheckSchema(sqlite3* db) {
-  Result<int64_t> app = QueryInt(db, "PRAGMA application_id");
-  if (!app.ok()) return app.status();
-  Result<int64_t> version = QueryInt(db, "PRAGMA user_version");
-  if (!version.ok()) return version.status();
-  Result<int64_t> objects = QueryInt(db, "SELECT count(*) FROM sqlite_master");
-  if (!objects.ok()) return objects.status();
-  if (*app == 0 && *version == 0 && *objects == 0) {
-    const std::string create = std::string("BEGIN IMMEDIATE;") + kSchema +
-                               "PRAGMA application_id = " + std::to_string(kApplicationId) +
-                               ";PRAGMA user_version = " + std::to_string(kSchemaVersion) +
-                               ";COMMIT;";
-    Status st = Exec(db, create.c_str());
-    if (!st.ok()) IgnoreError(Exec(db, "ROLLBACK"), "the create already failed");
-    return st;
-  }
-  if (*app != kApplicationId || *version != kSchemaVersion) {
-    return Status::Corrupt("not an upload queue database of this version: application_id " +
-                           std::to_string(*app) + ", user_version " + std::to_string(*version));
-  }
-  Result<std::string> check = QueryText(db, "PRAGMA quick_check");
-  if (!check.ok()) return check.status();
-  if (*check != "ok") return Status::Corrupt("quick_check: " + *check);
-  return Status::Ok();
-}
-
 }  // namespace
 
 Result<std::unique_ptr<QueueDb>> QueueDb::Open(const std::string& path) {
@@ -140,7 +113,8 @@ Result<std::unique_ptr<QueueDb>> QueueDb::Open(const std::string& path) {
   if (*mode != "wal") return Status::Io(path + ": cannot enable WAL (journal_mode " + *mode + ")");
   // FULL: the WAL is fsynced at every commit. An enqueue is acknowledged at its commit.
   Status st = Exec(db, "PRAGMA synchronous = FULL");
-  if (st.ok()) st = CreateOrCheckSchema(db);
+  if (st.ok())
+    st = CreateOrCheckSchema(db, kSchema, kApplicationId, kSchemaVersion, "upload queue");
   if (st.ok()) st = queue_db->Prepare();
   if (!st.ok()) return Status::Error(st.kind(), path + ": " + st.message());
   return queue_db;

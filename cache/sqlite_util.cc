@@ -87,4 +87,31 @@ Status StepDone(sqlite3* db, sqlite3_stmt* stmt, const char* what) {
   return Status::Ok();
 }
 
+Status CreateOrCheckSchema(sqlite3* db, const char* schema, int64_t application_id, int64_t version,
+                           const std::string& what) {
+  Result<int64_t> app = QueryInt(db, "PRAGMA application_id");
+  if (!app.ok()) return app.status();
+  Result<int64_t> user_version = QueryInt(db, "PRAGMA user_version");
+  if (!user_version.ok()) return user_version.status();
+  Result<int64_t> objects = QueryInt(db, "SELECT count(*) FROM sqlite_master");
+  if (!objects.ok()) return objects.status();
+  if (*app == 0 && *user_version == 0 && *objects == 0) {
+    const std::string create = std::string("BEGIN IMMEDIATE;") + schema +
+                               "PRAGMA application_id = " + std::to_string(application_id) +
+                               ";PRAGMA user_version = " + std::to_string(version) + ";COMMIT;";
+    Status st = Exec(db, create.c_str());
+    if (!st.ok()) IgnoreError(Exec(db, "ROLLBACK"), "the create already failed");
+    return st;
+  }
+  if (*app != application_id || *user_version != version) {
+    return Status::Corrupt("not a " + what + " database of this version: application_id " +
+                           std::to_string(*app) + ", user_version " +
+                           std::to_string(*user_version));
+  }
+  Result<std::string> check = QueryText(db, "PRAGMA quick_check");
+  if (!check.ok()) return check.status();
+  if (*check != "ok") return Status::Corrupt("quick_check: " + *check);
+  return Status::Ok();
+}
+
 }  // namespace strata::sqlite

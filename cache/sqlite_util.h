@@ -41,6 +41,12 @@ class StmtReset {
   sqlite3_stmt* stmt_;
 };
 
+// Creates `schema` in a new, empty database and stamps it with `application_id` and `version`,
+// or checks that an existing database carries them (kCorrupt when it does not, naming `what`)
+// and passes PRAGMA quick_check.
+Status CreateOrCheckSchema(sqlite3* db, const char* schema, int64_t application_id, int64_t version,
+                           const std::string& what);
+
 // Steps a statement that returns no rows.
 Status StepDone(sqlite3* db, sqlite3_stmt* stmt, const char* what);
 

@@ -415,6 +415,16 @@ PendingState QueueSchedule::Pending(const std::string& key) const {
   return Resolve(key, std::numeric_limits<uint64_t>::max());
 }
 
+std::vector<std::pair<std::string, PendingState>> QueueSchedule::PendingUnder(
+    const std::string& prefix) const {
+  std::vector<std::pair<std::string, PendingState>> out;
+  for (const auto& [key, seqs] : by_key_) {
+    if (key.starts_with(prefix)) out.emplace_back(key, Pending(key));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
 std::vector<QueueEntryView> QueueSchedule::List(int64_t now_ms) const {
   std::vector<QueueEntryView> views;
   views.reserve(entries_.size());

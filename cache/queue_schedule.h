@@ -124,6 +124,8 @@ class QueueSchedule {
   // discarded entry it leads to. Sequence numbers not in memory count as done.
   std::optional<Status> Outcome(uint64_t seq) const;
   PendingState Pending(const std::string& key) const;
+  // Pending() of every key under `prefix` that has entries, in key order.
+  std::vector<std::pair<std::string, PendingState>> PendingUnder(const std::string& prefix) const;
   std::vector<QueueEntryView> List(int64_t now_ms) const;
 
  private:

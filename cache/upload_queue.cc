@@ -304,6 +304,7 @@ void UploadQueue::RunClaimed(QueueRecord record, uint64_t run_id) {
           --cleanups_running_;
         }
         changed_cv_.notify_all();
+        if (options_.on_done) options_.on_done(record);
         return;
       }
       // Redoing a completed operation is harmless, and the key stays blocked meanwhile.
@@ -413,6 +414,12 @@ std::optional<PendingPut> UploadQueue::LatestPending(const std::string& key) {
 
 bool UploadQueue::PendingDelete(const std::string& key) {
   return Pending(key).kind == PendingState::Kind::kDeleted;
+}
+
+std::vector<std::pair<std::string, PendingState>> UploadQueue::PendingUnder(
+    const std::string& prefix) {
+  std::lock_guard lock(mu_);
+  return schedule_.PendingUnder(prefix);
 }
 
 std::vector<QueueEntryView> UploadQueue::List() {

@@ -43,6 +43,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -79,6 +80,9 @@ struct UploadQueueOptions {
   // Key prefixes whose multipart uploads belong to this queue alone: at Open, uploads under them
   // that the database does not reference are aborted. "" is the whole bucket. Empty: no sweep.
   std::vector<std::string> owned_prefixes{};
+  // Called by a worker, without the queue's locks held, after `record` took effect in the
+  // store. Lets a cache learn the new state of record.key.
+  std::function<void(const QueueRecord& record)> on_done{};
 };
 
 struct UploadQueueStats {
@@ -144,6 +148,8 @@ class UploadQueue {
   std::optional<PendingPut> LatestPending(const std::string& key);
   // Whether `key` is being deleted (its newest pending operation is a delete).
   bool PendingDelete(const std::string& key);
+  // Pending() of every key under `prefix` with queued operations, in key order (for listings).
+  std::vector<std::pair<std::string, PendingState>> PendingUnder(const std::string& prefix);
 
   // Every entry in sequence order, for `strata queue`.
   std::vector<QueueEntryView> List();

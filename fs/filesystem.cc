@@ -1,21 +1,18 @@
 #include "fs/filesystem.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "fs/paths.h"
 
 namespace strata {
 namespace {
 
 constexpr size_t kMaxKeyBytes = 1024;  // S3's limit on a key
-
-std::string Join(const std::string& dir, const std::string& name) {
-  return dir.empty() ? name : dir + "/" + name;
-}
-
-void SplitPath(const std::string& path, std::string& dir, std::string& name) {
-  const size_t slash = path.rfind('/');
-  dir = slash == std::string::npos ? std::string() : path.substr(0, slash);
-  name = slash == std::string::npos ? path : path.substr(slash + 1);
-}
 
 timespec ToTimespec(TimePoint t) {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
@@ -27,13 +24,25 @@ timespec ToTimespec(TimePoint t) {
 
 }  // namespace
 
+Status PosixError(int err, std::string message) {
+  return Status::InvalidArgument(std::move(message)).WithRemote(0, "errno:" + std::to_string(err));
+}
+
+int PosixErrorNumber(const Status& status) {
+  if (!status.code().starts_with("errno:")) return 0;
+  return std::atoi(status.code().c_str() + 6);
+}
+
 Filesystem::Filesystem(MetadataCache& metadata, ObjectStore& store, StreamFactory streams,
-                       StatsSource stats, FilesystemOptions options)
+                       StatsSource stats, FilesystemOptions options, WriteServices writes)
     : metadata_(metadata),
       store_(store),
       streams_(std::move(streams)),
       stats_(std::move(stats)),
-      options_(options) {}
+      options_(options),
+      writes_(std::move(writes)) {}
+
+Filesystem::~Filesystem() = default;
 
 struct stat Filesystem::ToStat(uint64_t ino, const EntryInfo& info) const {
   struct stat st {};
@@ -74,9 +83,7 @@ Result<EntryInfo> Filesystem::InfoOf(const InodeTable::Node& node) {
     root.type = EntryType::kDirectory;
     return root;
   }
-  std::string dir, name;
-  SplitPath(node.path, dir, name);
-  Result<std::optional<EntryInfo>> info = metadata_.Lookup(dir, name);
+  Result<std::optional<EntryInfo>> info = Resolve(node.path);
   if (!info.ok()) return info.status();
   if (!*info || (*info)->type != node.type) {
     return Status::NotFound("'" + node.path + "' no longer exists");
@@ -89,12 +96,12 @@ Result<EntryReply> Filesystem::Lookup(uint64_t parent, const std::string& name) 
   if (!node || node->type != EntryType::kDirectory) {
     return Status::NotFound("no directory inode " + std::to_string(parent));
   }
-  const std::string path = Join(node->path, name);
+  const std::string path = JoinPath(node->path, name);
   if (name.size() > 255 || metadata_.KeyOf(path).size() > kMaxKeyBytes) {
     return Status::InvalidArgument("name too long for an S3 key: " + path)
         .WithRemote(0, "NameTooLong");
   }
-  Result<std::optional<EntryInfo>> info = metadata_.Lookup(node->path, name);
+  Result<std::optional<EntryInfo>> info = Resolve(path);
   if (!info.ok()) return info.status();
   if (!*info) return Status::NotFound("no such entry '" + path + "'");
   const uint64_t ino = inodes_.Lookup(path, (*info)->type);
@@ -107,6 +114,27 @@ Result<struct stat> Filesystem::GetAttr(uint64_t ino) {
   std::optional<InodeTable::Node> node = inodes_.Get(ino);
   if (!node) return Status::NotFound("unknown inode " + std::to_string(ino));
   Result<EntryInfo> info = InfoOf(*node);
+  if (!info.ok() && info.status().IsNotFound()) {
+    // Unlinked while open: the kernel still asks for the attributes of the open file.
+    std::shared_ptr<OpenWrite> write;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [handle, file] : files_) {
+        if (file->ino == ino && file->write) write = file->write;
+      }
+    }
+    if (write) {
+      EntryInfo open_info;
+      {
+        std::lock_guard lock(write->mu);
+        open_info = write->info;
+        if (write->staged) open_info.size = write->staged->size();
+      }
+      struct stat st = ToStat(ino, open_info);
+      st.st_nlink = 0;
+      return st;
+    }
+  }
   if (!info.ok()) return info.status();
   return ToStat(ino, *info);
 }
@@ -116,7 +144,7 @@ Result<uint64_t> Filesystem::OpenDir(uint64_t ino) {
   if (!node || node->type != EntryType::kDirectory) {
     return Status::NotFound("no directory inode " + std::to_string(ino));
   }
-  Result<std::shared_ptr<const DirListing>> listing = metadata_.List(node->path);
+  Result<std::shared_ptr<const DirListing>> listing = MergedListing(node->path);
   if (!listing.ok()) return listing.status();
   auto handle = std::make_shared<DirHandle>();
   handle->path = node->path;
@@ -150,7 +178,7 @@ EntryReply Filesystem::EntryForReaddir(uint64_t dir_handle, const DirEntryView& 
     std::lock_guard lock(mu_);
     if (auto it = dirs_.find(dir_handle); it != dirs_.end()) dir_path = it->second->path;
   }
-  const uint64_t ino = inodes_.Lookup(Join(dir_path, entry.name), entry.type);
+  const uint64_t ino = inodes_.Lookup(JoinPath(dir_path, entry.name), entry.type);
   return EntryReply{ino, ToStat(ino, entry.info)};
 }
 
@@ -159,29 +187,92 @@ void Filesystem::ReleaseDir(uint64_t handle) {
   dirs_.erase(handle);
 }
 
-Result<OpenReply> Filesystem::Open(uint64_t ino) {
+Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
   std::optional<InodeTable::Node> node = inodes_.Get(ino);
   if (!node) return Status::NotFound("unknown inode " + std::to_string(ino));
   if (node->type != EntryType::kFile) {
     return Status::InvalidArgument("'" + node->path + "' is not a regular file");
   }
-  Result<std::optional<EntryInfo>> info = metadata_.Revalidate(node->path);
-  if (!info.ok()) return info.status();
-  if (!*info) return Status::NotFound("'" + node->path + "' no longer exists");
-  ObjectVersion version{metadata_.options().bucket, metadata_.KeyOf(node->path), (*info)->etag,
-                        (*info)->size};
   auto file = std::make_shared<FileHandle>();
   file->ino = ino;
   file->path = node->path;
-  file->stream = streams_(version);
-  const uint64_t id = next_handle_++;
-  OpenReply reply{id, false};
+  const bool writer = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+  OpenReply reply{next_handle_++, false};
+  if (writer) {
+    STRATA_RETURN_IF_ERROR(CheckWritable());
+    Result<std::shared_ptr<OpenWrite>> write = GetOrMakeWrite(node->path);
+    if (!write.ok()) return write.status();
+    OpenWrite& w = **write;
+    {
+      std::lock_guard lock(w.mu);
+      ++w.writers;
+    }
+    if (flags & O_TRUNC) {
+      std::shared_lock commit(w.commit_mu);
+      Status truncated = [&]() -> Status {
+        Result<std::shared_ptr<StagedFile>> staged = Staged(w);
+        if (!staged.ok()) return staged.status();
+        return (*staged)->Truncate(0);
+      }();
+      std::lock_guard lock(w.mu);
+      if (!truncated.ok()) {
+        --w.writers;
+        return truncated;
+      }
+      w.dirty = true;
+      w.info.mtime = std::chrono::system_clock::now();
+    }
+    file->write = *write;
+    file->writer = true;
+    file->append = (flags & O_APPEND) != 0;
+  } else if (std::shared_ptr<OpenWrite> write = FindWrite(node->path)) {
+    file->write = std::move(write);  // being written here: read what is staged
+  } else {
+    std::optional<ObjectVersion> version;
+    // A pending rename's copy may finish (and its source go) while we look: then ask again.
+    for (int attempt = 0; writable() && attempt < 3 && !file->local && !version; ++attempt) {
+      const std::string key = metadata_.KeyOf(node->path);
+      PendingState pending = writes_.queue->Pending(key);
+      if (pending.kind == PendingState::Kind::kNone) break;
+      if (pending.kind == PendingState::Kind::kDeleted) {
+        return Status::NotFound("'" + node->path + "' was deleted");
+      }
+      if (pending.kind == PendingState::Kind::kPut) {
+        // The data file goes once uploaded: a descriptor keeps it readable.
+        const int fd = ::open(pending.put.staged_path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) file->local = std::make_shared<Fd>(fd);
+      } else {
+        Result<ObjectInfo> head = store_.Head(pending.copy_source);
+        if (head.ok()) {
+          version = ObjectVersion{metadata_.options().bucket, pending.copy_source, head->etag,
+                                  head->size};
+        } else if (!head.status().IsNotFound()) {
+          return head.status();
+        }
+      }
+    }
+    if (!file->local && !version) {
+      Result<std::optional<EntryInfo>> info = metadata_.Revalidate(node->path);
+      if (!info.ok()) return info.status();
+      if (!*info) return Status::NotFound("'" + node->path + "' no longer exists");
+      version = ObjectVersion{metadata_.options().bucket, metadata_.KeyOf(node->path),
+                              (*info)->etag, (*info)->size};
+    }
+    if (version) {
+      file->stream = streams_(*version);
+      std::lock_guard lock(mu_);
+      std::string& last = last_open_etag_[ino];
+      reply.keep_cache = !last.empty() && last == version->etag;
+      last = version->etag;
+    }
+  }
+  if (!file->stream) {
+    std::lock_guard lock(mu_);
+    last_open_etag_.erase(ino);
+  }
   {
     std::lock_guard lock(mu_);
-    std::string& last = last_open_etag_[ino];
-    reply.keep_cache = !last.empty() && last == version.etag;
-    last = version.etag;
-    files_[id] = std::move(file);
+    files_[reply.handle] = std::move(file);
   }
   open_files_++;
   return reply;
@@ -196,7 +287,8 @@ std::shared_ptr<Filesystem::FileHandle> Filesystem::FindFile(uint64_t handle) {
 Result<size_t> Filesystem::Read(uint64_t handle, uint64_t offset, std::span<char> out) {
   std::shared_ptr<FileHandle> file = FindFile(handle);
   if (!file) return Status::InvalidArgument("unknown file handle");
-  return ForgetIfChanged(*file, file->stream->Read(offset, out));
+  if (file->stream) return ForgetIfChanged(*file, file->stream->Read(offset, out));
+  return ReadLocal(*file, offset, out);
 }
 
 template <typename T>
@@ -211,7 +303,13 @@ Result<std::vector<ReadStream::Slice>> Filesystem::ReadSlices(uint64_t handle, u
                                                               uint64_t size) {
   std::shared_ptr<FileHandle> file = FindFile(handle);
   if (!file) return Status::InvalidArgument("unknown file handle");
-  return ForgetIfChanged(*file, file->stream->ReadSlices(offset, size));
+  if (file->stream) return ForgetIfChanged(*file, file->stream->ReadSlices(offset, size));
+  auto buffer = std::make_shared<std::string>(size, '\0');
+  Result<size_t> got = ReadLocal(*file, offset, std::span<char>(buffer->data(), size));
+  if (!got.ok()) return got.status();
+  std::vector<ReadStream::Slice> slices;
+  if (*got > 0) slices.push_back(ReadStream::Slice{buffer, 0, *got});
+  return slices;
 }
 
 void Filesystem::Release(uint64_t handle) {
@@ -224,6 +322,7 @@ void Filesystem::Release(uint64_t handle) {
     files_.erase(it);
   }
   open_files_--;
+  if (file->writer) ReleaseWriter(file->write);
 }
 
 Result<std::string> Filesystem::ReadLink(uint64_t ino) {
@@ -232,8 +331,26 @@ Result<std::string> Filesystem::ReadLink(uint64_t ino) {
   if (!node || node->type != EntryType::kSymlink) {
     return Status::InvalidArgument("inode " + std::to_string(ino) + " is not a symlink");
   }
-  Result<GetResult> got =
-      store_.Get(metadata_.KeyOf(node->path), GetOptions{.range = ByteRange{0, kMaxTarget}});
+  std::string key = metadata_.KeyOf(node->path);
+  if (writable()) {
+    PendingState pending = writes_.queue->Pending(key);
+    if (pending.kind == PendingState::Kind::kDeleted) {
+      return Status::NotFound("'" + node->path + "' was deleted");
+    }
+    if (pending.kind == PendingState::Kind::kCopy) key = pending.copy_source;
+    if (pending.kind == PendingState::Kind::kPut) {
+      const int fd = ::open(pending.put.staged_path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        Fd file(fd);
+        std::string target(std::min<uint64_t>(pending.put.size, kMaxTarget), '\0');
+        const ssize_t n = ::pread(fd, target.data(), target.size(), 0);
+        if (n < 0) return ErrnoStatus(errno, "read " + pending.put.staged_path);
+        target.resize(static_cast<size_t>(n));
+        return target;
+      }
+    }
+  }
+  Result<GetResult> got = store_.Get(key, GetOptions{.range = ByteRange{0, kMaxTarget}});
   if (!got.ok()) return got.status();
   return std::move(got->body);
 }
@@ -260,6 +377,19 @@ std::string Filesystem::StatsText() {
   out += "open_files " + std::to_string(open_files_.load()) + "\n";
   out += "metadata_list_requests " + std::to_string(meta.list_requests) + "\n";
   out += "metadata_head_requests " + std::to_string(meta.head_requests) + "\n";
+  if (writable()) {
+    const UploadQueueStats queue = writes_.queue->stats();
+    out += "queue_depth " + std::to_string(queue.depth) + "\n";
+    out += "queue_dead_letters " + std::to_string(queue.dead_letters) + "\n";
+    out += "queue_staged_bytes " + std::to_string(queue.staged_bytes) + "\n";
+    out += "queue_bytes_uploaded " + std::to_string(queue.bytes_uploaded) + "\n";
+    out += "queue_uploads_done " + std::to_string(queue.uploads_done) + "\n";
+    out += "queue_retries " + std::to_string(queue.retries) + "\n";
+    out += "queue_dropped " + std::to_string(queue.dropped) + "\n";
+    out += "staging_bytes " + std::to_string(writes_.staging->used_bytes()) + "\n";
+    std::lock_guard lock(mu_);
+    out += "files_being_written " + std::to_string(open_writes_.size()) + "\n";
+  }
   if (stats_) out += stats_();
   return out;
 }

@@ -2,9 +2,18 @@
 // without a kernel. FuseAdapter translates kernel requests into these calls and Status into
 // errno. Thread-safe: FUSE calls it from many threads at once.
 //
-// Read-only for now (the write path comes later). Attributes come from MetadataCache; file data
-// from a ReadStream per open handle (memory tier, disk tier, then S3). An open handle reads the
-// version (ETag) it opened: if the object changes meanwhile, reads fail instead of mixing bytes.
+// Reads: attributes come from MetadataCache; file data from a ReadStream per open handle
+// (memory tier, disk tier, then S3). An open handle reads the version (ETag) it opened: if the
+// object changes meanwhile, reads fail instead of mixing bytes.
+//
+// Writes (when WriteServices has a staging area and a queue): a file open for writing is staged
+// in a StagedFile shared by all handles of its path (an OpenWrite). flush (every close) and fsync
+// commit it: the staged file is synced and handed to the UploadQueue, and only then does the
+// call return; later writes restage it lazily from what was committed. Namespace operations
+// (unlink, mkdir, rmdir, rename, symlink) are queued the same way. What the tree looks like is
+// S3's listing with the queue's pending operations and the open writes laid over it
+// (read-your-writes, also after a restart, since the queue is persistent). Attributes are
+// stored in s3fs's headers (PosixMetadata).
 #pragma once
 
 #include <sys/stat.h>
@@ -14,14 +23,19 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "backends/posix_file.h"
 #include "backends/thread_annotations.h"
 #include "cache/object_version.h"
 #include "cache/read_stream.h"
+#include "cache/staging_area.h"
+#include "cache/upload_queue.h"
 #include "fs/inode_table.h"
 #include "fs/metadata_cache.h"
 
@@ -33,6 +47,36 @@ struct FilesystemOptions {
   mode_t umask = 0022;
   std::chrono::milliseconds attr_ttl{std::chrono::seconds(5)};
   uint32_t block_size = 4096;  // st_blksize and statfs
+};
+
+// What the upload side of a writable filesystem needs. Without `staging` and `queue` the
+// filesystem is read-only: changes fail with EROFS.
+struct WriteServices {
+  std::shared_ptr<StagingArea> staging{};
+  UploadQueue* queue = nullptr;  // must outlive the Filesystem
+  // Synchronous mode: flush and fsync return once the object is in S3, not once it is queued.
+  bool sync_upload = false;
+  Clock::Duration sync_timeout = std::chrono::hours(1);
+};
+
+// The process a request comes from: new files and directories belong to it.
+struct Caller {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+// An error with a POSIX errno of its own (EEXIST, ENOTEMPTY, ...), which the FUSE adapter
+// returns as is. The kind is kInvalidArgument.
+Status PosixError(int err, std::string message);
+// The errno of a PosixError, else 0.
+int PosixErrorNumber(const Status& status);
+
+struct SetAttrRequest {
+  std::optional<uint64_t> size{};
+  std::optional<mode_t> mode{};
+  std::optional<uid_t> uid{};
+  std::optional<gid_t> gid{};
+  std::optional<TimePoint> mtime{};
 };
 
 struct EntryReply {
@@ -60,7 +104,13 @@ class Filesystem {
 
   // `metadata` and `store` must outlive *this.
   Filesystem(MetadataCache& metadata, ObjectStore& store, StreamFactory streams, StatsSource stats,
-             FilesystemOptions options);
+             FilesystemOptions options, WriteServices writes = {});
+  ~Filesystem();
+
+  // Makes the filesystem writable. REQUIRES: before any request is served (the queue's workers
+  // run in the serving process, which may be a fork of the one that built the Filesystem).
+  void EnableWrites(WriteServices writes) { writes_ = std::move(writes); }
+  bool writable() const { return writes_.staging != nullptr && writes_.queue != nullptr; }
 
   // The entry `name` in directory `parent`; raises its lookup count (libfuse contract).
   Result<EntryReply> Lookup(uint64_t parent, const std::string& name);
@@ -75,13 +125,42 @@ class Filesystem {
   EntryReply EntryForReaddir(uint64_t dir_handle, const DirEntryView& entry);
   void ReleaseDir(uint64_t handle);
 
-  // REQUIRES: read-only access was asked for (the adapter refuses writes with EROFS).
-  Result<OpenReply> Open(uint64_t ino);
+  // `flags` as open(2) gives them: O_ACCMODE, O_TRUNC and O_APPEND matter.
+  Result<OpenReply> Open(uint64_t ino, int flags = 0);
   Result<size_t> Read(uint64_t handle, uint64_t offset, std::span<char> out);
   // The same without copying: slices of cached chunks (see ReadStream::ReadSlices).
   Result<std::vector<ReadStream::Slice>> ReadSlices(uint64_t handle, uint64_t offset,
                                                     uint64_t size);
+  // Commits a handle's unwritten changes if it is the last one open; errors are logged.
   void Release(uint64_t handle);
+
+  // Writing (EROFS on a read-only filesystem).
+  Result<std::pair<EntryReply, OpenReply>> Create(uint64_t parent, const std::string& name,
+                                                  mode_t mode, int flags, Caller caller);
+  Status Write(uint64_t handle, uint64_t offset, std::span<const char> data);
+  // close(2) of one descriptor: commits the file's changes (see the top).
+  Status Flush(uint64_t handle);
+  Status Fsync(uint64_t handle);
+  // chmod, chown, utimens, truncate; `handle` when the kernel names an open file (ftruncate).
+  Result<struct stat> SetAttr(uint64_t ino, const SetAttrRequest& request,
+                              std::optional<uint64_t> handle);
+  Result<EntryReply> MkDir(uint64_t parent, const std::string& name, mode_t mode, Caller caller);
+  Status Unlink(uint64_t parent, const std::string& name);
+  Status RmDir(uint64_t parent, const std::string& name);
+  // flags: RENAME_NOREPLACE is honoured; RENAME_EXCHANGE fails with EINVAL.
+  Status Rename(uint64_t parent, const std::string& name, uint64_t new_parent,
+                const std::string& new_name, unsigned flags);
+  Result<EntryReply> Symlink(const std::string& target, uint64_t parent, const std::string& name,
+                             Caller caller);
+
+  // The queue's on_done: `record` took effect in S3. Forgets the stale metadata of its key and
+  // remembers the attributes it stored (see MetadataCache::RememberAttributes).
+  void OnUploaded(const QueueRecord& record);
+
+  // The upload queue for `strata queue`: one line per entry.
+  std::string QueueText();
+  // Requeues dead letters; returns how many there were.
+  Result<uint64_t> RetryQueue();
 
   // The target of a symlink (the object's body, as s3fs stores it).
   Result<std::string> ReadLink(uint64_t ino);
@@ -98,10 +177,28 @@ class Filesystem {
     std::shared_ptr<const DirListing> listing;
     std::vector<const std::pair<const std::string, EntryInfo>*> order;
   };
+  // A path being written: staged data and attributes shared by every handle of the path.
+  struct OpenWrite {
+    // Held shared by calls that use `staged`, exclusively by a commit (which detaches it).
+    std::shared_mutex commit_mu;
+    std::mutex mu;  // guards the fields below; held for Create of `staged`, not across I/O
+    std::string path GUARDED_BY(mu);
+    EntryInfo info GUARDED_BY(mu);  // type, mode, uid, gid, mtime; size when `staged` is null
+    std::shared_ptr<StagedFile> staged GUARDED_BY(mu);
+    // What was committed last, kept open to restage from without asking the queue or S3.
+    std::shared_ptr<Fd> base GUARDED_BY(mu);
+    bool dirty GUARDED_BY(mu) = false;     // changes not committed
+    bool unlinked GUARDED_BY(mu) = false;  // its name is gone: nothing more is committed
+    int writers GUARDED_BY(mu) = 0;        // handles open for writing
+  };
   struct FileHandle {
     uint64_t ino = 0;
     std::string path;
-    std::unique_ptr<ReadStream> stream;
+    std::unique_ptr<ReadStream> stream;  // a clean object in S3
+    std::shared_ptr<Fd> local;           // a pending upload's data file
+    std::shared_ptr<OpenWrite> write;    // a file being written (read through its staging)
+    bool writer = false;
+    bool append = false;
   };
   // After a read found the object changed (kPreconditionFailed), forgets its metadata so that
   // the next open sees the new version instead of the one cached until the TTL.
@@ -112,11 +209,50 @@ class Filesystem {
   std::shared_ptr<FileHandle> FindFile(uint64_t handle);
   Result<EntryInfo> InfoOf(const InodeTable::Node& node);
 
+  // What `path` is now: an open write, else the queue's pending state, else S3.
+  Result<std::optional<EntryInfo>> Resolve(const std::string& path);
+  // S3's listing of `dir` with the queue and open writes laid over it.
+  // `check_self`: when S3 does not know `dir`, check that the queue makes it exist (else an
+  // empty listing).
+  Result<std::shared_ptr<const DirListing>> MergedListing(const std::string& dir,
+                                                          bool check_self = true);
+  Result<std::optional<EntryInfo>> InfoFromPending(const std::string& path,
+                                                   const PendingState& pending);
+  Status CheckWritable() const;
+  // Reads an object open for reading elsewhere into the chunk cache before it is deleted, so
+  // those handles can finish reading it (small objects only).
+  void KeepReadable(const std::string& path);
+  Result<std::string> ChildPath(uint64_t parent, const std::string& name);
+  std::shared_ptr<OpenWrite> FindWrite(const std::string& path);
+  // The open write of `path`, made from what the path holds now when there is none.
+  Result<std::shared_ptr<OpenWrite>> GetOrMakeWrite(const std::string& path);
+  // Its staged file, restaged from the committed content when it has none. REQUIRES: commit_mu
+  // held (shared or exclusive).
+  Result<std::shared_ptr<StagedFile>> Staged(OpenWrite& write);
+  // Reads the current committed content of `path` (pending upload or S3) for staging.
+  Result<SourceReader> SourceOf(const std::string& path, uint64_t* size);
+  // Hands the file's changes to the queue (see the top). No-op when clean or unlinked.
+  Status Commit(OpenWrite& write);
+  // The write's path as a key, with its attributes as s3fs headers.
+  PutOptions PutOptionsFor(const EntryInfo& info) const;
+  // Queues a put of `content` (a directory marker, a symlink) with `info`'s attributes.
+  Status PutSmall(const std::string& key, const std::string& content, const EntryInfo& info);
+  Status Await(Result<uint64_t> sequence);
+  // Forgets `write` when no handle uses it any more.
+  void DropWriteIfIdle(const std::shared_ptr<OpenWrite>& write);
+  void Changed(const std::string& path);
+  Status RenameDirectory(const std::string& from, const std::string& to);
+  // Reads through a handle without a stream: its open write, or a pending upload's data.
+  Result<size_t> ReadLocal(FileHandle& file, uint64_t offset, std::span<char> out);
+  // A writer handle closed: commits what is left once no writer remains.
+  void ReleaseWriter(const std::shared_ptr<OpenWrite>& write);
+  Status CommitLocked(OpenWrite& write);  // REQUIRES: write.commit_mu held exclusively
   MetadataCache& metadata_;
   ObjectStore& store_;
   StreamFactory streams_;
   StatsSource stats_;
   const FilesystemOptions options_;
+  WriteServices writes_;  // set before serving; constant after
   InodeTable inodes_;
   const TimePoint mounted_at_ = std::chrono::system_clock::now();  // time of directories
   std::atomic<uint64_t> next_handle_{1};
@@ -128,6 +264,11 @@ class Filesystem {
   std::unordered_map<uint64_t, std::shared_ptr<FileHandle>> files_ GUARDED_BY(mu_);
   // The ETag each inode was last opened at, to let the kernel keep its page cache.
   std::unordered_map<uint64_t, std::string> last_open_etag_ GUARDED_BY(mu_);
+  // Paths being written (OpenWrite::path), see the top.
+  std::unordered_map<std::string, std::shared_ptr<OpenWrite>> open_writes_ GUARDED_BY(mu_);
+  // Serializes namespace changes (create, unlink, mkdir, rmdir, rename, symlink) so that their
+  // checks and effects do not interleave.
+  std::mutex namespace_mu_;
 };
 
 }  // namespace strata

@@ -14,12 +14,16 @@ namespace strata {
 namespace {
 
 constexpr const char* kStatsXattr = "user.strata.stats";
+constexpr const char* kQueueXattr = "user.strata.queue";             // get: the queue listing
+constexpr const char* kQueueRetryXattr = "user.strata.queue.retry";  // set: requeue dead letters
+constexpr const char* kFaultRateXattr = "user.strata.fault_rate";    // set: see FuseMountOptions
 
 }  // namespace
 
 struct FuseSession::Context {
   Filesystem* fs;
   double attr_timeout;
+  std::function<Status(const std::string&)> set_fault_rate;
 };
 
 namespace {
@@ -27,6 +31,11 @@ namespace {
 using Context = FuseSession::Context;
 
 Context& Ctx(fuse_req_t req) { return *static_cast<Context*>(fuse_req_userdata(req)); }
+
+Caller CallerOf(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  return Caller{ctx->uid, ctx->gid};
+}
 
 void ReplyError(fuse_req_t req, const Status& status, const char* op) {
   const int err = ToErrno(status);
@@ -48,6 +57,8 @@ void OnInit(void* /*userdata*/, fuse_conn_info* conn) {
   // Attributes come with the listing: no need for the kernel to look up each entry first.
   conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  // O_TRUNC arrives with open instead of as a separate truncate: one commit, not two.
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   // Up to 1 MiB per READ request (libfuse derives the kernel's max_pages from max_write):
   // a quarter of the requests, and of their overhead, for large sequential reads.
   conn->max_write = 1u << 20;
@@ -169,10 +180,7 @@ void OnReleaseDir(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
 }
 
 void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-    return (void)fuse_reply_err(req, EROFS);
-  }
-  Result<OpenReply> reply = Ctx(req).fs->Open(ino);
+  Result<OpenReply> reply = Ctx(req).fs->Open(ino, fi->flags);
   if (!reply.ok()) return ReplyError(req, reply.status(), "open");
   fi->fh = reply->handle;
   fi->keep_cache = reply->keep_cache ? 1 : 0;
@@ -204,19 +212,146 @@ void OnRelease(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
   fuse_reply_err(req, 0);
 }
 
+void ReplyStatus(fuse_req_t req, const Status& status, const char* op) {
+  if (!status.ok()) return ReplyError(req, status, op);
+  fuse_reply_err(req, 0);
+}
+
+void ReplyEntry(fuse_req_t req, const Result<EntryReply>& reply, const char* op) {
+  if (!reply.ok()) return ReplyError(req, reply.status(), op);
+  fuse_entry_param e = ToEntry(*reply, Ctx(req).attr_timeout);
+  if (fuse_reply_entry(req, &e) != 0) Ctx(req).fs->Forget(reply->ino, 1);
+}
+
+void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+              fuse_file_info* fi) {
+  Context& ctx = Ctx(req);
+  if (!S_ISREG(mode)) return (void)fuse_reply_err(req, EPERM);
+  auto created = ctx.fs->Create(parent, name, mode, fi->flags, CallerOf(req));
+  if (!created.ok()) return ReplyError(req, created.status(), "create");
+  fi->fh = created->second.handle;
+  fi->keep_cache = 0;
+  fuse_entry_param e = ToEntry(created->first, ctx.attr_timeout);
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    ctx.fs->Release(fi->fh);
+    ctx.fs->Forget(created->first.ino, 1);
+  }
+}
+
+void OnMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t /*rdev*/) {
+  // Only regular files: S3 has nothing to hold devices, FIFOs or sockets.
+  Context& ctx = Ctx(req);
+  if (!S_ISREG(mode)) return (void)fuse_reply_err(req, EPERM);
+  auto created = ctx.fs->Create(parent, name, mode, O_WRONLY | O_EXCL, CallerOf(req));
+  if (!created.ok()) return ReplyError(req, created.status(), "mknod");
+  const Status flushed = ctx.fs->Flush(created->second.handle);
+  ctx.fs->Release(created->second.handle);
+  if (!flushed.ok()) {
+    ctx.fs->Forget(created->first.ino, 1);
+    return ReplyError(req, flushed, "mknod");
+  }
+  fuse_entry_param e = ToEntry(created->first, ctx.attr_timeout);
+  if (fuse_reply_entry(req, &e) != 0) ctx.fs->Forget(created->first.ino, 1);
+}
+
+void OnWrite(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off_t off,
+             fuse_file_info* fi) {
+  const Status st =
+      Ctx(req).fs->Write(fi->fh, static_cast<uint64_t>(off), std::span<const char>(buf, size));
+  if (!st.ok()) return ReplyError(req, st, "write");
+  fuse_reply_write(req, size);
+}
+
+void OnFlush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
+  ReplyStatus(req, Ctx(req).fs->Flush(fi->fh), "flush");
+}
+
+void OnFsync(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* fi) {
+  ReplyStatus(req, Ctx(req).fs->Fsync(fi->fh), "fsync");
+}
+
+void OnFsyncDir(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* /*fi*/) {
+  // Namespace changes are durable (queued) when their call returns.
+  fuse_reply_err(req, 0);
+}
+
+void OnSetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  Context& ctx = Ctx(req);
+  SetAttrRequest request;
+  if (to_set & FUSE_SET_ATTR_SIZE) request.size = static_cast<uint64_t>(attr->st_size);
+  if (to_set & FUSE_SET_ATTR_MODE) request.mode = attr->st_mode;
+  if (to_set & FUSE_SET_ATTR_UID) request.uid = attr->st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) request.gid = attr->st_gid;
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+    request.mtime = std::chrono::system_clock::now();
+  } else if (to_set & FUSE_SET_ATTR_MTIME) {
+    request.mtime = TimePoint(std::chrono::duration_cast<TimePoint::duration>(
+        std::chrono::seconds(attr->st_mtim.tv_sec) +
+        std::chrono::nanoseconds(attr->st_mtim.tv_nsec)));
+  }
+  std::optional<uint64_t> handle;
+  if (fi != nullptr) handle = fi->fh;
+  Result<struct stat> st = ctx.fs->SetAttr(ino, request, handle);
+  if (!st.ok()) return ReplyError(req, st.status(), "setattr");
+  fuse_reply_attr(req, &*st, ctx.attr_timeout);
+}
+
+void OnMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  ReplyEntry(req, Ctx(req).fs->MkDir(parent, name, mode, CallerOf(req)), "mkdir");
+}
+
+void OnUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyStatus(req, Ctx(req).fs->Unlink(parent, name), "unlink");
+}
+
+void OnRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyStatus(req, Ctx(req).fs->RmDir(parent, name), "rmdir");
+}
+
+void OnRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+              const char* newname, unsigned int flags) {
+  ReplyStatus(req, Ctx(req).fs->Rename(parent, name, newparent, newname, flags), "rename");
+}
+
+void OnSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  ReplyEntry(req, Ctx(req).fs->Symlink(link, parent, name, CallerOf(req)), "symlink");
+}
+
+void OnLink(fuse_req_t req, fuse_ino_t /*ino*/, fuse_ino_t /*newparent*/, const char* /*newname*/) {
+  // An object has one key: S3 has no hard links.
+  fuse_reply_err(req, EPERM);
+}
+
 void OnStatFs(fuse_req_t req, fuse_ino_t /*ino*/) {
   struct statvfs st = Ctx(req).fs->StatFs();
   fuse_reply_statfs(req, &st);
 }
 
 void OnGetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  if (ino != FUSE_ROOT_ID || std::strcmp(name, kStatsXattr) != 0) {
+  const bool stats = std::strcmp(name, kStatsXattr) == 0;
+  if (ino != FUSE_ROOT_ID || (!stats && std::strcmp(name, kQueueXattr) != 0)) {
     return (void)fuse_reply_err(req, ENODATA);
   }
-  const std::string text = Ctx(req).fs->StatsText();
+  const std::string text = stats ? Ctx(req).fs->StatsText() : Ctx(req).fs->QueueText();
   if (size == 0) return (void)fuse_reply_xattr(req, text.size());
   if (size < text.size()) return (void)fuse_reply_err(req, ERANGE);
   fuse_reply_buf(req, text.data(), text.size());
+}
+
+void OnSetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                int /*flags*/) {
+  Context& ctx = Ctx(req);
+  if (ino == FUSE_ROOT_ID && std::strcmp(name, kQueueRetryXattr) == 0) {
+    Result<uint64_t> retried = ctx.fs->RetryQueue();
+    if (!retried.ok()) return ReplyError(req, retried.status(), "queue retry");
+    spdlog::info("requeued {} dead letter(s)", *retried);
+    return (void)fuse_reply_err(req, 0);
+  }
+  if (ino == FUSE_ROOT_ID && std::strcmp(name, kFaultRateXattr) == 0 && ctx.set_fault_rate) {
+    return ReplyStatus(req, ctx.set_fault_rate(std::string(value, size)), "fault rate");
+  }
+  // Other extended attributes are not stored.
+  fuse_reply_err(req, ENOTSUP);
 }
 
 void OnListXattr(fuse_req_t req, fuse_ino_t /*ino*/, size_t size) {
@@ -240,6 +375,20 @@ const fuse_lowlevel_ops kOps = [] {
   ops.read = OnRead;
   ops.release = OnRelease;
   ops.statfs = OnStatFs;
+  ops.create = OnCreate;
+  ops.mknod = OnMknod;
+  ops.write = OnWrite;
+  ops.flush = OnFlush;
+  ops.fsync = OnFsync;
+  ops.fsyncdir = OnFsyncDir;
+  ops.setattr = OnSetAttr;
+  ops.mkdir = OnMkdir;
+  ops.unlink = OnUnlink;
+  ops.rmdir = OnRmdir;
+  ops.rename = OnRename;
+  ops.symlink = OnSymlink;
+  ops.link = OnLink;
+  ops.setxattr = OnSetXattr;
   ops.getxattr = OnGetXattr;
   ops.listxattr = OnListXattr;
   return ops;
@@ -249,6 +398,7 @@ const fuse_lowlevel_ops kOps = [] {
 
 int ToErrno(const Status& status) {
   if (status.code() == "NameTooLong") return ENAMETOOLONG;
+  if (const int err = PosixErrorNumber(status); err != 0) return err;
   switch (status.kind()) {
     case ErrorKind::kOk:
       return 0;
@@ -276,7 +426,8 @@ Result<std::unique_ptr<FuseSession>> FuseSession::Mount(Filesystem& fs, FuseMoun
   std::unique_ptr<FuseSession> session(new FuseSession(fs, std::move(options)));
   const FuseMountOptions& o = session->options_;
   std::vector<std::string> args = {"strata", "-o",
-                                   "ro,default_permissions,subtype=strata,fsname=" + o.fsname};
+                                   std::string(o.read_only ? "ro" : "rw") +
+                                       ",default_permissions,subtype=strata,fsname=" + o.fsname};
   if (o.allow_other) args.insert(args.end(), {"-o", "allow_other"});
   if (o.debug) args.push_back("-d");
   std::vector<char*> argv;
@@ -300,13 +451,20 @@ FuseSession::FuseSession(Filesystem& fs, FuseMountOptions options)
     : fs_(fs),
       options_(std::move(options)),
       context_(std::make_unique<Context>(
-          Context{&fs_, std::chrono::duration<double>(options_.attr_ttl).count()})) {}
+          Context{&fs_, std::chrono::duration<double>(options_.attr_ttl).count(),
+                  options_.set_fault_rate})) {}
 
 FuseSession::~FuseSession() {
   if (session_ == nullptr) return;
   if (signal_handlers_) fuse_remove_signal_handlers(session_);
   if (mounted_) fuse_session_unmount(session_);
   fuse_session_destroy(session_);
+}
+
+void FuseSession::Unmount() {
+  if (session_ == nullptr || !mounted_) return;
+  fuse_session_unmount(session_);
+  mounted_ = false;
 }
 
 Status FuseSession::Run() {

@@ -7,6 +7,7 @@
 // is unmounted or SIGTERM/SIGINT/SIGHUP arrives; the destructor unmounts.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -19,11 +20,15 @@ namespace strata {
 
 struct FuseMountOptions {
   std::string mountpoint;
-  std::string fsname;  // shown by mount(8) and df, e.g. "strata:bucket/prefix"
+  std::string fsname;     // shown by mount(8) and df, e.g. "strata:bucket/prefix"
+  bool read_only = true;  // "ro" for the kernel; a writable Filesystem is mounted with false
   bool allow_other = false;
   bool debug = false;  // libfuse's request trace on stderr
   int max_threads = 16;
   std::chrono::milliseconds attr_ttl{std::chrono::seconds(5)};
+  // Testing aid: set by `--fault-rate`, called for `setfattr -n user.strata.fault_rate -v F` on
+  // the mount root. Empty: that attribute does not exist.
+  std::function<Status(const std::string& value)> set_fault_rate{};
 };
 
 // errno for a failed Status (ENOENT, EACCES, EIO, ...).
@@ -40,6 +45,8 @@ class FuseSession {
 
   // Serves until unmounted or signalled. Returns OK on a clean exit.
   Status Run();
+  // Unmounts now (the destructor would later). Requests then fail with ENOTCONN.
+  void Unmount();
 
   struct Context;  // what the callbacks see: defined in fuse_adapter.cc
 

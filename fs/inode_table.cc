@@ -1,5 +1,7 @@
 #include "fs/inode_table.h"
 
+#include <vector>
+
 namespace strata {
 
 InodeTable::InodeTable() {
@@ -36,6 +38,41 @@ void InodeTable::Forget(uint64_t ino, uint64_t n) {
     by_path_.erase(by);
   }
   nodes_.erase(it);
+}
+
+void InodeTable::Unlink(const std::string& path) {
+  std::lock_guard lock(mu_);
+  if (auto it = by_path_.find(path); it != by_path_.end() && it->second != kRootInode) {
+    by_path_.erase(it);
+  }
+}
+
+void InodeTable::Rename(const std::string& from, const std::string& to) {
+  std::lock_guard lock(mu_);
+  if (from.empty() || from == to) return;
+  // Whatever was at `to` (and under it) is replaced.
+  const std::string to_prefix = to + "/";
+  for (auto it = by_path_.begin(); it != by_path_.end();) {
+    if (it->first == to || it->first.starts_with(to_prefix)) {
+      it = by_path_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  const std::string from_prefix = from + "/";
+  std::vector<std::pair<std::string, uint64_t>> moved;
+  for (auto it = by_path_.begin(); it != by_path_.end();) {
+    if (it->first == from || it->first.starts_with(from_prefix)) {
+      moved.emplace_back(to + it->first.substr(from.size()), it->second);
+      it = by_path_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [path, ino] : moved) {
+    nodes_.at(ino).path = path;
+    by_path_[path] = ino;
+  }
 }
 
 std::optional<InodeTable::Node> InodeTable::Get(uint64_t ino) {

@@ -35,6 +35,13 @@ class InodeTable {
   // Lowers the lookup count by `n`; drops the inode at zero (never the root).
   void Forget(uint64_t ino, uint64_t n);
 
+  // The path was unlinked: later lookups of it get a new inode; the old one lives (for open
+  // handles) until forgotten.
+  void Unlink(const std::string& path);
+  // Moves `from`, and for a directory everything under it, to `to`, as the kernel does with
+  // its dentries on rename. An inode that was at `to` is unlinked.
+  void Rename(const std::string& from, const std::string& to);
+
   std::optional<Node> Get(uint64_t ino);
   size_t size();
 

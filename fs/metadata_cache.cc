@@ -3,21 +3,15 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 #include <vector>
 
+#include "fs/paths.h"
+
 namespace strata {
 namespace {
-
-std::string ParentOf(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? std::string() : path.substr(0, slash);
-}
-
-std::string Join(const std::string& dir, const std::string& name) {
-  return dir.empty() ? name : dir + "/" + name;
-}
 
 EntryInfo FileFromObject(const ObjectInfo& object) {
   EntryInfo info;
@@ -83,7 +77,8 @@ MetadataCounters MetadataCache::counters() {
 Result<std::optional<EntryInfo>> MetadataCache::Lookup(const std::string& dir,
                                                        const std::string& name) {
   if (!ValidFileName(name)) return std::optional<EntryInfo>();
-  const std::string path = Join(dir, name);
+  const std::string path = JoinPath(dir, name);
+  uint64_t epoch = 0;
   {
     std::lock_guard lock(mu_);
     if (auto it = entries_.find(path); it != entries_.end()) {
@@ -96,49 +91,130 @@ Result<std::optional<EntryInfo>> MetadataCache::Lookup(const std::string& dir,
       if (entry == it->second->entries.end()) return std::optional<EntryInfo>();
       return std::optional<EntryInfo>(entry->second);
     }
+    epoch = epoch_;
   }
   Result<std::optional<EntryInfo>> fetched = FetchEntry(path);
   if (!fetched.ok()) return fetched.status();
   std::lock_guard lock(mu_);
-  entries_[path] = CachedEntry{*fetched, clock_.Now()};
+  if (*fetched && !remembered_.empty()) ApplyRemembered(path, **fetched);
+  if (epoch == epoch_) entries_[path] = CachedEntry{*fetched, clock_.Now()};
   return fetched;
 }
 
 Result<std::shared_ptr<const DirListing>> MetadataCache::List(const std::string& dir) {
+  uint64_t epoch = 0;
   {
     std::lock_guard lock(mu_);
     if (auto it = listings_.find(dir);
         it != listings_.end() && Fresh(it->second->fetched, options_.attr_ttl)) {
       return it->second;
     }
+    epoch = epoch_;
   }
   Result<std::shared_ptr<const DirListing>> listing = FetchListing(dir);
   if (!listing.ok()) return listing.status();
   std::lock_guard lock(mu_);
-  listings_[dir] = *listing;
+  if (epoch == epoch_) listings_[dir] = *listing;
   return listing;
 }
 
 Result<std::optional<EntryInfo>> MetadataCache::Revalidate(const std::string& path) {
+  uint64_t epoch = 0;
   {
     std::lock_guard lock(mu_);
     if (auto it = entries_.find(path);
         it != entries_.end() && it->second.info && Fresh(it->second.fetched, options_.attr_ttl)) {
       return it->second.info;
     }
+    epoch = epoch_;
   }
   Result<std::optional<EntryInfo>> head = HeadFile(path);
   if (!head.ok()) return head.status();
   std::lock_guard lock(mu_);
-  entries_[path] = CachedEntry{*head, clock_.Now()};
+  if (epoch == epoch_) entries_[path] = CachedEntry{*head, clock_.Now()};
   return head;
 }
 
 void MetadataCache::Invalidate(const std::string& path) {
   std::lock_guard lock(mu_);
+  ++epoch_;
   entries_.erase(path);
   listings_.erase(path);
-  listings_.erase(ParentOf(path));
+  listings_.erase(ParentPath(path));
+}
+
+void MetadataCache::RememberAttributes(const std::string& path, const EntryInfo& info,
+                                       TimePoint not_before, TimePoint not_after) {
+  constexpr size_t kMaxRemembered = 200000;  // about 30 MB at most
+  std::lock_guard lock(mu_);
+  if (remembered_.size() >= kMaxRemembered) remembered_.clear();
+  remembered_[path] = Remembered{info, not_before, not_after};
+}
+
+void MetadataCache::RememberCopy(const std::string& from, const std::string& to,
+                                 TimePoint not_before, TimePoint not_after) {
+  std::lock_guard lock(mu_);
+  auto it = remembered_.find(from);
+  if (it == remembered_.end()) return;
+  Remembered copy = it->second;
+  copy.not_before = not_before;
+  copy.not_after = not_after;
+  remembered_[to] = copy;
+}
+
+void MetadataCache::ApplyRemembered(const std::string& path, EntryInfo& info) {
+  auto it = remembered_.find(path);
+  if (it == remembered_.end()) return;
+  const Remembered& r = it->second;
+  if (info.type == EntryType::kDirectory) {
+    if (r.info.type != EntryType::kDirectory) return;
+  } else if (r.info.type == EntryType::kDirectory || info.size != r.info.size ||
+             info.mtime < r.not_before || info.mtime > r.not_after) {
+    return;  // another object than the one written
+  }
+  if (r.info.mode) info.mode = r.info.mode;
+  if (r.info.uid) info.uid = r.info.uid;
+  if (r.info.gid) info.gid = r.info.gid;
+  if (r.info.mtime != TimePoint{}) info.mtime = r.info.mtime;
+  if (r.info.type == EntryType::kSymlink && info.type == EntryType::kFile) {
+    info.type = EntryType::kSymlink;
+  }
+}
+
+void MetadataCache::InvalidateWithAncestors(const std::string& path) {
+  std::lock_guard lock(mu_);
+  ++epoch_;
+  entries_.erase(path);
+  listings_.erase(path);
+  std::string dir = path;
+  while (!dir.empty()) {
+    dir = ParentPath(dir);
+    entries_.erase(dir);
+    listings_.erase(dir);
+  }
+}
+
+void MetadataCache::InvalidateAll() {
+  std::lock_guard lock(mu_);
+  ++epoch_;
+  entries_.clear();
+  listings_.clear();
+}
+
+Metadata PosixMetadata(const EntryInfo& info, mode_t default_mode, uid_t default_uid,
+                       gid_t default_gid) {
+  const mode_t type = info.type == EntryType::kDirectory ? S_IFDIR
+                      : info.type == EntryType::kSymlink ? S_IFLNK
+                                                         : S_IFREG;
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(info.mtime.time_since_epoch()).count();
+  char mtime[48];
+  std::snprintf(mtime, sizeof mtime, "%lld.%09lld", static_cast<long long>(ns / 1000000000),
+                static_cast<long long>(ns % 1000000000));
+  return Metadata{{"mode", std::to_string(type | (info.mode.value_or(default_mode) & 07777))},
+                  {"uid", std::to_string(info.uid.value_or(default_uid))},
+                  {"gid", std::to_string(info.gid.value_or(default_gid))},
+                  {"mtime", mtime}};
 }
 
 Result<std::optional<EntryInfo>> MetadataCache::HeadFile(const std::string& path) {
@@ -235,6 +311,7 @@ Result<std::shared_ptr<const DirListing>> MetadataCache::FetchListing(const std:
     spdlog::warn("skipped {} key(s) under '{}' that cannot be file names, e.g. '{}'",
                  skipped.size(), prefix, skipped.front());
   }
+  listing->marker = marker;
   if (!dir.empty() && !marker && listing->entries.empty() && skipped.empty()) {
     return Status::NotFound("directory '" + dir + "' does not exist");
   }
@@ -251,12 +328,18 @@ Result<std::shared_ptr<const DirListing>> MetadataCache::FetchListing(const std:
     for (size_t w = 0; w < count; ++w) {
       workers.emplace_back([&] {
         for (size_t i = next++; i < files.size(); i = next++) {
-          Result<std::optional<EntryInfo>> head = HeadFile(Join(dir, *files[i].first));
+          Result<std::optional<EntryInfo>> head = HeadFile(JoinPath(dir, *files[i].first));
           if (head.ok() && *head) *files[i].second = **head;
         }
       });
     }
     for (std::thread& worker : workers) worker.join();
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (!remembered_.empty()) {
+      for (auto& [name, info] : listing->entries) ApplyRemembered(JoinPath(dir, name), info);
+    }
   }
   listing->fetched = clock_.Now();
   return std::shared_ptr<const DirListing>(std::move(listing));

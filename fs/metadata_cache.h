@@ -44,6 +44,7 @@ struct EntryInfo {
 struct DirListing {
   std::map<std::string, EntryInfo> entries;
   Clock::MonoTime fetched{};
+  bool marker = false;  // S3 holds the directory's own "dir/" marker object
 };
 
 struct MetadataOptions {
@@ -79,7 +80,24 @@ class MetadataCache {
   Result<std::optional<EntryInfo>> Revalidate(const std::string& path);
 
   // Forgets what is known about `path` and its parent's listing.
+  // Results of requests that started before an Invalidate are returned but not kept, so a
+  // listing fetched just before a change cannot outlive it.
   void Invalidate(const std::string& path);
+  // Invalidate, and also the listings of every ancestor: an object written or deleted can make
+  // implicit directories above it appear or vanish.
+  void InvalidateWithAncestors(const std::string& path);
+  // Forgets everything (e.g. after a directory was renamed).
+  void InvalidateAll();
+
+  // Remembers the POSIX attributes (mode, uid, gid, mtime) this mount stored on `path`, so
+  // that listings, which carry no user metadata, show them without a HEAD per entry. A listed
+  // file takes them only while it is the object that was written: same size, Last-Modified
+  // within [not_before, not_after]. A directory (its marker) takes them while remembered.
+  void RememberAttributes(const std::string& path, const EntryInfo& info, TimePoint not_before,
+                          TimePoint not_after);
+  // The same for `to`, with what is remembered of `from` (a server-side copy keeps them).
+  void RememberCopy(const std::string& from, const std::string& to, TimePoint not_before,
+                    TimePoint not_after);
 
   // The object key of a path ("a/b" -> prefix + "a/b").
   std::string KeyOf(const std::string& path) const { return options_.prefix + path; }
@@ -97,6 +115,13 @@ class MetadataCache {
   Result<std::optional<EntryInfo>> FetchEntry(const std::string& path);
   Result<std::optional<EntryInfo>> HeadFile(const std::string& path);
   bool Fresh(Clock::MonoTime fetched, std::chrono::milliseconds ttl);
+  void ApplyRemembered(const std::string& path, EntryInfo& info) REQUIRES(mu_);
+
+  struct Remembered {
+    EntryInfo info;
+    TimePoint not_before{};
+    TimePoint not_after{};
+  };
 
   ObjectStore& store_;
   Clock& clock_;
@@ -107,10 +132,17 @@ class MetadataCache {
   std::unordered_map<std::string, std::shared_ptr<const DirListing>> listings_ GUARDED_BY(mu_);
   std::unordered_map<std::string, CachedEntry> entries_ GUARDED_BY(mu_);
   MetadataCounters counters_ GUARDED_BY(mu_);
+  uint64_t epoch_ GUARDED_BY(mu_) = 0;  // Invalidate calls so far
+  std::unordered_map<std::string, Remembered> remembered_ GUARDED_BY(mu_);
 };
 
 // s3fs-compatible attributes from user metadata ("mode", "uid", "gid", "mtime").
 void ApplyPosixMetadata(const Metadata& user_metadata, EntryInfo& info);
+
+// The s3fs headers (without "x-amz-meta-") for `info`: mode (decimal, with the file type),
+// uid, gid and mtime ("seconds.nanoseconds"). Unset fields take the defaults.
+Metadata PosixMetadata(const EntryInfo& info, mode_t default_mode, uid_t default_uid,
+                       gid_t default_gid);
 
 // True when `name` can be a file name: not empty, not "." or "..", at most 255 bytes, no '/'
 // and no NUL.

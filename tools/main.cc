@@ -44,7 +44,8 @@ int Main(int argc, char** argv) {
   strata::MountArgs mount_args;
   CLI::App* mount = app.add_subcommand(
       "mount",
-      "Mount s3://BUCKET[/PREFIX] on MOUNTPOINT (read-only). Daemonizes once the mount is live "
+      "Mount s3://BUCKET[/PREFIX] on MOUNTPOINT (read-write unless --read-only). Daemonizes once "
+      "the mount is live "
       "unless -f. Unmount with umount or fusermount3 -u. As an /etc/fstab line: "
       "s3://BUCKET/PREFIX /mnt/x fuse.strata endpoint=URL,cache_size=20G,_netdev 0 0");
   mount_args.AddTo(*mount);
@@ -53,6 +54,14 @@ int Main(int argc, char** argv) {
   std::string stats_mountpoint;
   CLI::App* stats = app.add_subcommand("stats", "Print the counters of a running mount");
   stats->add_option("mountpoint", stats_mountpoint)->required();
+
+  std::string queue_mountpoint, queue_action;
+  CLI::App* queue = app.add_subcommand(
+      "queue",
+      "List the upload queue of a running mount (pending and dead-letter entries: key, size, "
+      "age, attempts, last error); `retry` requeues the dead letters");
+  queue->add_option("mountpoint", queue_mountpoint)->required();
+  queue->add_option("action", queue_action, "retry")->check(CLI::IsMember({"retry"}));
 
   try {
     std::reverse(args.begin(), args.end());
@@ -73,6 +82,9 @@ int Main(int argc, char** argv) {
                             log_file);
   }
   if (stats->parsed()) return strata::RunStats(stats_mountpoint, std::cout, std::cerr);
+  if (queue->parsed()) {
+    return strata::RunQueue(queue_mountpoint, queue_action == "retry", std::cout, std::cerr);
+  }
   return 2;
 }
 

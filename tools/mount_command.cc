@@ -7,18 +7,26 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
+#include <optional>
+#include <thread>
 
+#include "backends/faulty_store.h"
 #include "backends/logging.h"
 #include "cache/cache_stats.h"
 #include "cache/chunk_fetcher.h"
 #include "cache/disk_tier.h"
 #include "cache/memory_tier.h"
 #include "cache/read_stream.h"
+#include "cache/staging_area.h"
+#include "cache/upload_queue.h"
 #include "cache/write_behind_tier.h"
 #include "fs/filesystem.h"
 #include "fs/fuse_adapter.h"
@@ -43,6 +51,9 @@ struct MountPlan {
   uint64_t memory_cache = 0;
   uint32_t chunk_size = 0;
   uint64_t max_readahead = 0;
+  uint64_t staging_size = 0;
+  uint64_t multipart_threshold = 0;
+  uint64_t part_size = 0;
   MetadataOptions metadata;
   FilesystemOptions fs;
   FuseMountOptions fuse;
@@ -97,7 +108,10 @@ Result<MountPlan> Plan(const MountArgs& args, const StoreCli& cli, const EnvLook
   } sizes[] = {{args.cache_size, &plan.cache_size, "--cache-size"},
                {args.cache_min_free, &plan.cache_min_free, "--cache-min-free"},
                {args.memory_cache, &plan.memory_cache, "--memory-cache"},
-               {args.max_readahead, &plan.max_readahead, "--max-readahead"}};
+               {args.max_readahead, &plan.max_readahead, "--max-readahead"},
+               {args.staging_size, &plan.staging_size, "--staging-size"},
+               {args.multipart_threshold, &plan.multipart_threshold, "--multipart-threshold"},
+               {args.part_size, &plan.part_size, "--part-size"}};
   for (auto& size : sizes) {
     Result<uint64_t> parsed = ParseSize(size.text);
     if (!parsed.ok())
@@ -113,6 +127,13 @@ Result<MountPlan> Plan(const MountArgs& args, const StoreCli& cli, const EnvLook
   if (plan.cache_size < plan.chunk_size) {
     return Status::InvalidArgument("--cache-size must hold at least one chunk");
   }
+  if (plan.part_size < (5ull << 20) || plan.part_size > (5ull << 30)) {
+    return Status::InvalidArgument("--part-size must be between 5M and 5G (S3's limits)");
+  }
+  if (plan.multipart_threshold < plan.part_size) {
+    return Status::InvalidArgument("--multipart-threshold must be at least --part-size");
+  }
+  if (plan.staging_size == 0) return Status::InvalidArgument("--staging-size must be above 0");
   char* end = nullptr;
   const unsigned long umask_value = std::strtoul(args.umask.c_str(), &end, 8);
   if (end == args.umask.c_str() || *end != '\0' || umask_value > 0777) {
@@ -148,6 +169,7 @@ Result<MountPlan> Plan(const MountArgs& args, const StoreCli& cli, const EnvLook
   plan.fuse = FuseMountOptions{
       .mountpoint = plan.mountpoint,
       .fsname = "strata:" + url->bucket + (url->prefix.empty() ? "" : "/" + url->prefix),
+      .read_only = args.read_only,
       .allow_other = args.allow_other,
       .debug = args.fuse_debug,
       .attr_ttl = plan.metadata.attr_ttl};
@@ -190,20 +212,103 @@ int WaitForDaemon(int fd) {
   return 1;
 }
 
-// Opens the cache, starts the fetcher and serves until unmounted. `report` gets "ok" once
-// serving, or the reason it could not start.
-int Serve(const MountPlan& plan, S3Store& store, ChunkFetcher*& fetcher_slot, CacheStats& stats,
-          FuseSession& session, StartReport& report) {
+// What Serve needs besides the plan: built before forking, used by the serving process.
+struct Daemon {
+  const MountPlan& plan;
+  const MountArgs& args;
+  S3Store& store;
+  ObjectStore& upload_store;  // the store, or a FaultyStore around it (--fault-rate)
+  MetadataCache& metadata;
+  Filesystem& fs;
+  ChunkFetcher*& fetcher_slot;
+  CacheStats& stats;
+  std::atomic<uint64_t>& upload_rate;  // bytes per second over the last seconds
+  FuseSession& session;
+};
+
+// Samples the bytes uploaded once a second into `rate` until `stop` is set.
+class RateSampler {
+ public:
+  RateSampler(UploadQueue& queue, std::atomic<uint64_t>& rate)
+      : thread_([this, &queue, &rate] {
+          constexpr int kWindow = 5;
+          std::vector<uint64_t> samples;
+          std::unique_lock lock(mu_);
+          while (!cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stop_; })) {
+            samples.push_back(queue.stats().bytes_uploaded);
+            if (samples.size() > kWindow + 1) samples.erase(samples.begin());
+            if (samples.size() > 1) {
+              rate = (samples.back() - samples.front()) / (samples.size() - 1);
+            }
+          }
+        }) {}
+  ~RateSampler() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+// Opens the cache (and for a writable mount the staging area and the upload queue, replaying
+// what an earlier run left), starts the fetcher and serves until unmounted; then drains the
+// queue for up to --drain-timeout. `report` gets "ok" once serving, or why it could not start.
+int Serve(Daemon& d, StartReport& report) {
+  const MountPlan& plan = d.plan;
   Result<std::unique_ptr<DiskTier>> disk = DiskTier::Open(
       DiskTierOptions{.root = plan.cache_dir + "/chunks-v1",
                       .max_bytes = plan.cache_size,
                       .min_free_bytes = plan.cache_min_free,
                       // An unmounted daemon may still be writing out its last chunks.
                       .lock_wait = std::chrono::seconds(10)},
-      stats);
+      d.stats);
   if (!disk.ok()) {
     report.Send("cache directory " + plan.cache_dir + ": " + disk.status().ToString());
     return 1;
+  }
+  std::shared_ptr<StagingArea> staging;
+  std::unique_ptr<UploadQueue> queue;
+  if (!d.args.read_only) {
+    Result<std::shared_ptr<StagingArea>> opened =
+        StagingArea::Open(StagingOptions{.dir = plan.cache_dir + "/staging-v1",
+                                         .max_bytes = plan.staging_size,
+                                         .min_free_bytes = plan.cache_min_free});
+    if (!opened.ok()) {
+      report.Send("staging directory: " + opened.status().ToString());
+      return 1;
+    }
+    staging = *opened;
+    Result<std::unique_ptr<UploadQueue>> replayed = UploadQueue::Open(
+        d.upload_store, UploadQueueOptions{.dir = plan.cache_dir + "/queue-v1",
+                                           .workers = d.args.upload_workers,
+                                           .multipart_threshold = plan.multipart_threshold,
+                                           .part_size = plan.part_size,
+                                           .owned_prefixes = {plan.url.prefix},
+                                           .on_done = [&d](const QueueRecord& record) {
+                                             d.fs.OnUploaded(record);
+                                           }});
+    if (!replayed.ok()) {
+      report.Send("upload queue in " + plan.cache_dir +
+                  "/queue-v1: " + replayed.status().ToString());
+      return 1;
+    }
+    queue = std::move(*replayed);
+    const UploadQueueStats pending = queue->stats();
+    if (pending.depth + pending.dead_letters > 0) {
+      spdlog::info("upload queue: resuming {} pending and {} dead entries", pending.depth,
+                   pending.dead_letters);
+    }
+    d.fs.EnableWrites(
+        WriteServices{.staging = staging, .queue = queue.get(), .sync_upload = d.args.sync_upload});
+    queue->Start();
   }
   // Few shards: with multi-MiB chunks a shard must hold a whole read-ahead window in its
   // probation segment, or read-ahead chunks would evict each other before being read.
@@ -214,24 +319,44 @@ int Serve(const MountPlan& plan, S3Store& store, ChunkFetcher*& fetcher_slot, Ca
       plan.memory_cache > overhead ? plan.memory_cache - overhead : 0, 4ull * plan.chunk_size);
   MemoryTier memory(
       MemoryTier::Options{.budget_bytes = memory_budget, .shards = 2, .protected_fraction = 0.5},
-      stats);
+      d.stats);
   // Chunk files are fsynced: keep that off the reader's path.
-  WriteBehindTier disk_behind(**disk, kWriteBehindBytes, stats);
-  ChunkFetcher fetcher(store, {&memory, &disk_behind},
+  WriteBehindTier disk_behind(**disk, kWriteBehindBytes, d.stats);
+  ChunkFetcher fetcher(d.store, {&memory, &disk_behind},
                        ChunkFetcher::Options{.chunk_size = plan.chunk_size,
                                              .readahead_budget_bytes = kReadaheadBytes},
-                       stats);
-  fetcher_slot = &fetcher;
-  spdlog::info("serving {} on {}", store.Describe(), plan.mountpoint);
+                       d.stats);
+  d.fetcher_slot = &fetcher;
+  std::optional<RateSampler> sampler;
+  if (queue) sampler.emplace(*queue, d.upload_rate);
+  spdlog::info("serving {} on {} ({})", d.store.Describe(), plan.mountpoint,
+               d.args.read_only ? "read-only" : "read-write");
   report.Send("ok");
-  Status served = session.Run();
-  fetcher_slot = nullptr;
+  Status served = d.session.Run();
+  // Unmount first: nothing can reach the filesystem while the queue drains.
+  d.session.Unmount();
+  d.fetcher_slot = nullptr;
+  int rc = 0;
   if (!served.ok()) {
     spdlog::error("{}", served.ToString());
-    return 1;
+    rc = 1;
+  }
+  if (queue) {
+    const auto timeout = std::chrono::duration_cast<Clock::Duration>(
+        std::chrono::duration<double>(d.args.drain_timeout_s));
+    const Status drained = queue->Drain(timeout);
+    const UploadQueueStats left = queue->stats();
+    if (drained.ok()) {
+      spdlog::info("upload queue drained");
+    } else {
+      spdlog::warn(
+          "upload queue not drained ({}): {} pending and {} dead entries stay queued "
+          "for the next mount with this cache directory",
+          drained.ToString(), left.depth, left.dead_letters);
+    }
   }
   spdlog::info("unmounted {}", plan.mountpoint);
-  return 0;
+  return rc;
 }
 
 }  // namespace
@@ -243,9 +368,6 @@ int RunMount(const MountArgs& args, const StoreCli& cli, const EnvLookup& env,
   // well past --memory-cache. Two arenas keep it within the budget at the same throughput
   // (tests/bench/read_path.sh prints the peak).
   mallopt(M_ARENA_MAX, 2);
-  if (!args.read_only) {
-    return Fail("writing is not supported yet: mount read-only (the default)");
-  }
   Result<MountPlan> planned = Plan(args, cli, env);
   if (!planned.ok()) return Fail(planned.status().message());
   MountPlan& plan = *planned;
@@ -275,6 +397,23 @@ int RunMount(const MountArgs& args, const StoreCli& cli, const EnvLookup& env,
 
   CacheStats stats;
   ChunkFetcher* fetcher = nullptr;  // set by Serve once the fetcher runs
+  std::atomic<uint64_t> upload_rate{0};
+  FaultyStore faulty(store, /*seed=*/static_cast<uint64_t>(getpid()));
+  ObjectStore& upload_store = args.fault_rate ? static_cast<ObjectStore&>(faulty) : store;
+  if (args.fault_rate) {
+    faulty.FailFraction(*args.fault_rate);
+    plan.fuse.set_fault_rate = [&faulty](const std::string& value) {
+      char* end = nullptr;
+      const double rate = std::strtod(value.c_str(), &end);
+      if (end == value.c_str() || rate < 0 || rate > 1) {
+        return Status::InvalidArgument("fault rate must be between 0 and 1");
+      }
+      faulty.Clear();
+      if (rate > 0) faulty.FailFraction(rate);
+      spdlog::warn("fault injection: failing {} of upload requests", rate);
+      return Status::Ok();
+    };
+  }
   const ReadStream::Options stream_options{.max_readahead_bytes = plan.max_readahead};
   SystemClock clock;
   MetadataCache metadata(store, clock, plan.metadata);
@@ -283,9 +422,12 @@ int RunMount(const MountArgs& args, const StoreCli& cli, const EnvLookup& env,
       [&fetcher, &stream_options](const ObjectVersion& version) {
         return std::make_unique<ReadStream>(*fetcher, version, stream_options);
       },
-      [&stats, &store] {
+      [&stats, &store, &upload_rate, &args] {
         const S3Counters s3 = store.counters();
-        return stats.Format() + "s3_requests " + std::to_string(s3.requests) + "\n" +
+        return (args.read_only ? std::string()
+                               : "queue_upload_bytes_per_second " +
+                                     std::to_string(upload_rate.load()) + "\n") +
+               stats.Format() + "s3_requests " + std::to_string(s3.requests) + "\n" +
                "s3_retries " + std::to_string(s3.retries) + "\n" + "s3_connections_opened " +
                std::to_string(s3.connections_opened) + "\n" + "s3_bytes_received " +
                std::to_string(s3.bytes_received) + "\n";
@@ -294,9 +436,11 @@ int RunMount(const MountArgs& args, const StoreCli& cli, const EnvLookup& env,
   Result<std::unique_ptr<FuseSession>> session = FuseSession::Mount(fs, plan.fuse);
   if (!session.ok()) return Fail(session.status().message());
 
+  Daemon daemon{plan, args,    store, upload_store, metadata,
+                fs,   fetcher, stats, upload_rate,  **session};
   if (args.foreground) {
     StartReport report(-1);
-    return Serve(plan, store, fetcher, stats, **session, report);
+    return Serve(daemon, report);
   }
   int pipe_fds[2];
   if (pipe(pipe_fds) != 0) return Fail(std::string("pipe: ") + std::strerror(errno));
@@ -321,7 +465,7 @@ int RunMount(const MountArgs& args, const StoreCli& cli, const EnvLookup& env,
     if (null_fd > STDERR_FILENO) close(null_fd);
   }
   StartReport report(pipe_fds[1]);
-  return Serve(plan, store, fetcher, stats, **session, report);
+  return Serve(daemon, report);
 }
 
 }  // namespace strata

@@ -12,8 +12,7 @@ void MountArgs::AddTo(CLI::App& app) {
   app.add_option("source", source, "s3://BUCKET[/PREFIX]")->required();
   app.add_option("mountpoint", mountpoint, "An existing empty directory")->required();
   app.add_flag("-f,--foreground", foreground, "Stay in the foreground (default: daemonize)");
-  app.add_flag("--read-only,!--read-write", read_only,
-               "Mount read-only (the only mode supported so far)");
+  app.add_flag("--read-only,!--read-write", read_only, "Mount read-only (default: read-write)");
   const std::string cache = "Cache";
   app.add_option("--cache-dir", cache_dir,
                  "Disk cache directory, created 0700 (default: /var/cache/strata for root, "
@@ -49,6 +48,37 @@ void MountArgs::AddTo(CLI::App& app) {
   app.add_flag("--head-attrs", head_attrs,
                "HEAD every listed file to read s3fs attributes (mode, uid, gid, mtime)")
       ->group(meta);
+  const std::string write = "Writing";
+  app.add_option("--staging-size", staging_size,
+                 "Space for files being written; beyond it writes fail with ENOSPC")
+      ->group(write)
+      ->capture_default_str();
+  app.add_flag("--sync-upload", sync_upload,
+               "close and fsync return once the data is in S3 (default: once durable on the "
+               "local disk, uploaded in the background)")
+      ->group(write);
+  app.add_option("--drain-timeout", drain_timeout_s,
+                 "Seconds to wait for pending uploads at unmount; the rest stays queued on "
+                 "disk for the next mount")
+      ->group(write)
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+  app.add_option("--upload-workers", upload_workers, "Uploads in parallel")
+      ->group(write)
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--multipart-threshold", multipart_threshold,
+                 "Files of at least this size are uploaded in parts (resumable)")
+      ->group(write)
+      ->capture_default_str();
+  app.add_option("--part-size", part_size, "Multipart part size (at least 5M)")
+      ->group(write)
+      ->capture_default_str();
+  app.add_option("--fault-rate", fault_rate,
+                 "Testing: fail this fraction of upload requests with a transient error; "
+                 "`setfattr -n user.strata.fault_rate -v F MOUNTPOINT` changes it later")
+      ->group(write)
+      ->check(CLI::Range(0.0, 1.0));
   const std::string perms = "Permissions";
   app.add_option("--uid", uid, "Owner of files without s3fs attributes (default: yours)")
       ->group(perms);

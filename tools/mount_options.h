@@ -17,7 +17,7 @@ struct MountArgs {
   std::string source;  // s3://BUCKET[/PREFIX]
   std::string mountpoint;
   bool foreground = false;
-  bool read_only = true;  // the only mode until the write path lands
+  bool read_only = false;
   std::string cache_dir;  // default: DefaultCacheDir()
   std::string cache_size = "10G";
   std::string cache_min_free = "2G";
@@ -32,6 +32,14 @@ struct MountArgs {
   std::string umask = "022";
   bool allow_other = false;
   bool fuse_debug = false;
+  // Writing.
+  std::string staging_size = "4G";  // staged files (open for writing) at most
+  bool sync_upload = false;         // close/fsync return once in S3
+  double drain_timeout_s = 30;      // unmount/SIGTERM: wait this long for the queue
+  int upload_workers = 4;
+  std::string multipart_threshold = "64M";
+  std::string part_size = "16M";
+  std::optional<double> fault_rate;  // testing: fail this fraction of upload requests
 
   void AddTo(CLI::App& app);
 };

@@ -1,5 +1,7 @@
-// `strata stats MOUNTPOINT`: prints the counters of a running mount (cache tiers, S3 requests,
-// metadata), read from the mount root's "user.strata.stats" extended attribute.
+// `strata stats MOUNTPOINT` and `strata queue MOUNTPOINT [retry]`: talk to a running mount
+// through extended attributes of its root: "user.strata.stats" (the counters: cache tiers, S3
+// requests, metadata, upload queue), "user.strata.queue" (the upload queue's entries) and, set,
+// "user.strata.queue.retry" (requeue the dead letters).
 #pragma once
 
 #include <ostream>
@@ -7,7 +9,9 @@
 
 namespace strata {
 
-// Returns the exit status: 0, or 1 with a message on `err` when MOUNTPOINT is not a strata mount.
+// Each returns the exit status: 0, or 1 with a message on `err` (e.g. MOUNTPOINT is not a
+// strata mount).
 int RunStats(const std::string& mountpoint, std::ostream& out, std::ostream& err);
+int RunQueue(const std::string& mountpoint, bool retry, std::ostream& out, std::ostream& err);
 
 }  // namespace strata

@@ -34,8 +34,9 @@ cleanup() {
 }
 trap cleanup EXIT
 ttl=1  # short, so that another client's change shows quickly
-mount_strata() {  # daemonizes once the mount is live
-  "$strata" mount "s3://$bucket" "$mnt" --endpoint "$ep" --cache-dir "$cache" --attr-ttl "$ttl" "$@"
+mount_strata() {  # daemonizes once the mount is live; read-only (the write path has its own test)
+  "$strata" mount "s3://$bucket" "$mnt" --endpoint "$ep" --cache-dir "$cache" --attr-ttl "$ttl" \
+    --read-only "$@"
 }
 stat_of() { "$strata" stats "$mnt" | awk -v k="$1" '$1 == k { print $2 }'; }
 ok() { echo "ok   $1"; passed=$((passed + 1)); }

@@ -4,6 +4,11 @@
 //   strata_seed --endpoint URL --bucket B put KEY FILE [--meta NAME=VALUE...]  (multipart > 64 MiB)
 //   strata_seed --endpoint URL --bucket B many PREFIX COUNT   (COUNT small objects, in parallel)
 //   strata_seed --endpoint URL --bucket B rm PREFIX           (deletes every key under PREFIX)
+//   strata_seed --endpoint URL --bucket B get KEY FILE        (writes the object's body to FILE)
+//   strata_seed --endpoint URL --bucket B head KEY            (size, etag, content-type, metadata)
+//   strata_seed --endpoint URL --bucket B ls PREFIX           (every key under PREFIX, one a line)
+// Exit status 3 from get and head means no such key, so that scripts can test for absence; any
+// other failure exits 1.
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdio>
@@ -101,6 +106,40 @@ Status RemovePrefix(S3Store& store, const std::string& prefix) {
   }
 }
 
+Status GetToFile(S3Store& store, const std::string& key, const std::string& path) {
+  Result<GetResult> got = store.Get(key, {});
+  if (!got.ok()) return got.status();
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(got->body.data(), static_cast<std::streamsize>(got->body.size()));
+  out.close();
+  if (!out) return Status::Io("cannot write " + path);
+  return Status::Ok();
+}
+
+// One "NAME VALUE" line per attribute, so that scripts can grep or awk them.
+Status PrintHead(S3Store& store, const std::string& key) {
+  Result<ObjectInfo> info = store.Head(key);
+  if (!info.ok()) return info.status();
+  std::cout << "size " << info->size << "\n";
+  std::cout << "etag " << info->etag << "\n";
+  if (!info->content_type.empty()) std::cout << "content-type " << info->content_type << "\n";
+  for (const auto& [name, value] : info->metadata) {
+    std::cout << "meta " << name << " " << value << "\n";
+  }
+  return Status::Ok();
+}
+
+Status PrintKeys(S3Store& store, const std::string& prefix) {
+  ListOptions options{.prefix = prefix};
+  for (;;) {
+    Result<ListPage> page = store.List(options);
+    if (!page.ok()) return page.status();
+    for (const ObjectInfo& o : page->objects) std::cout << o.key << "\n";
+    if (!page->truncated) return Status::Ok();
+    options.continuation_token = page->next_continuation_token;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -121,6 +160,13 @@ int main(int argc, char** argv) {
   many->add_option("count", count)->required();
   CLI::App* rm = app.add_subcommand("rm", "delete every key under PREFIX");
   rm->add_option("prefix", a)->required();
+  CLI::App* get = app.add_subcommand("get", "write an object's body to a local file");
+  get->add_option("key", a)->required();
+  get->add_option("file", b)->required();
+  CLI::App* head = app.add_subcommand("head", "print an object's size, etag and metadata");
+  head->add_option("key", a)->required();
+  CLI::App* ls = app.add_subcommand("ls", "print every key under PREFIX");
+  ls->add_option("prefix", a)->required();
   CLI11_PARSE(app, argc, argv);
 
   Result<Credentials> creds = ResolveCredentials({}, ProcessEnvironment());
@@ -146,9 +192,17 @@ int main(int argc, char** argv) {
   Status st = mb->parsed()     ? (*store)->CreateBucket()
               : put->parsed()  ? PutFile(**store, a, b, put_options)
               : many->parsed() ? PutMany(**store, a, count)
+              : get->parsed()  ? GetToFile(**store, a, b)
+              : head->parsed() ? PrintHead(**store, a)
+              : ls->parsed()   ? PrintKeys(**store, a)
                                : RemovePrefix(**store, a);
+  std::cout.flush();
   if (!st.ok()) {
     std::cerr << "strata_seed: " << st.ToString() << "\n";
+    return st.IsNotFound() && (get->parsed() || head->parsed()) ? 3 : 1;
+  }
+  if (!std::cout) {
+    std::cerr << "strata_seed: cannot write to stdout\n";
     return 1;
   }
   return 0;

@@ -1,0 +1,320 @@
+// The write side of the Filesystem core without a kernel: a MemoryStore, a real staging area and
+// upload queue in a temp directory. Changes must show at once (read-your-writes, before upload)
+// and land in the store with s3fs attributes once the queue has run.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "backends/memory_store.h"
+#include "cache/chunk_fetcher.h"
+#include "cache/memory_tier.h"
+#include "fs/filesystem.h"
+
+namespace strata {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr uint64_t kRoot = InodeTable::kRootInode;
+constexpr Caller kAlice{1001, 2002};
+
+class FilesystemWriteTest : public ::testing::Test {
+ protected:
+  FilesystemWriteTest() {
+    char pattern[] = "/tmp/strata-fs-write-XXXXXX";
+    dir_ = mkdtemp(pattern);
+    metadata_ = std::make_unique<MetadataCache>(
+        store_, clock_,
+        MetadataOptions{.bucket = "b", .prefix = "root/", .attr_ttl = milliseconds(1000)});
+    Reopen();
+  }
+  ~FilesystemWriteTest() override {
+    fs_.reset();
+    queue_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  // A new Filesystem on the same staging and queue directories, as after a restart.
+  void Reopen() {
+    fs_.reset();
+    queue_.reset();
+    Result<std::shared_ptr<StagingArea>> staging =
+        StagingArea::Open(StagingOptions{.dir = dir_ + "/staging", .max_bytes = 64 << 20});
+    ASSERT_TRUE(staging.ok()) << staging.status().ToString();
+    Result<std::unique_ptr<UploadQueue>> queue =
+        UploadQueue::Open(store_, UploadQueueOptions{.dir = dir_ + "/queue",
+                                                     .multipart_threshold = 8 << 20,
+                                                     .part_size = 5 << 20,
+                                                     .on_done = [this](const QueueRecord& r) {
+                                                       if (fs_) fs_->OnUploaded(r);
+                                                     }});
+    ASSERT_TRUE(queue.ok()) << queue.status().ToString();
+    queue_ = std::move(*queue);
+    fs_ = std::make_unique<Filesystem>(
+        *metadata_, store_,
+        [this](const ObjectVersion& v) {
+          return std::make_unique<ReadStream>(fetcher_, v, ReadStream::Options{});
+        },
+        nullptr, FilesystemOptions{.uid = 1234, .gid = 5678, .umask = 022},
+        WriteServices{.staging = *staging, .queue = queue_.get()});
+  }
+
+  void Upload() {
+    queue_->Start();
+    ASSERT_TRUE(queue_->Drain(std::chrono::seconds(10)).ok());
+  }
+  void Put(const std::string& key, const std::string& body) {
+    ASSERT_TRUE(store_.Put(key, body, {}).ok());
+  }
+  std::optional<std::string> Object(const std::string& key) {
+    Result<GetResult> got = store_.Get(key, {});
+    if (!got.ok()) return std::nullopt;
+    return got->body;
+  }
+  Metadata MetaOf(const std::string& key) {
+    Result<ObjectInfo> head = store_.Head(key);
+    return head.ok() ? head->metadata : Metadata{};
+  }
+  // Creates `name` under `parent` with `content`, then closes it (flush + release).
+  uint64_t CreateFile(uint64_t parent, const std::string& name, const std::string& content) {
+    auto created = fs_->Create(parent, name, 0640, O_WRONLY | O_CREAT, kAlice);
+    EXPECT_TRUE(created.ok()) << created.status().ToString();
+    if (!created.ok()) return 0;
+    EXPECT_TRUE(fs_->Write(created->second.handle, 0, content).ok());
+    EXPECT_TRUE(fs_->Flush(created->second.handle).ok());
+    fs_->Release(created->second.handle);
+    return created->first.ino;
+  }
+  Result<uint64_t> InoOf(uint64_t parent, const std::string& name) {
+    Result<EntryReply> entry = fs_->Lookup(parent, name);
+    if (!entry.ok()) return entry.status();
+    return entry->ino;
+  }
+  std::string ReadAll(uint64_t ino) {
+    Result<OpenReply> open = fs_->Open(ino);
+    EXPECT_TRUE(open.ok()) << open.status().ToString();
+    if (!open.ok()) return "";
+    std::string out(1 << 20, '\0');
+    Result<size_t> n = fs_->Read(open->handle, 0, std::span<char>(out.data(), out.size()));
+    EXPECT_TRUE(n.ok()) << n.status().ToString();
+    out.resize(n.ok() ? *n : 0);
+    fs_->Release(open->handle);
+    return out;
+  }
+  std::vector<std::string> Names(uint64_t dir) {
+    Result<uint64_t> handle = fs_->OpenDir(dir);
+    EXPECT_TRUE(handle.ok()) << handle.status().ToString();
+    if (!handle.ok()) return {};
+    std::vector<std::string> names;
+    Result<std::vector<DirEntryView>> entries = fs_->DirEntries(*handle, 0);
+    if (entries.ok()) {
+      for (const DirEntryView& e : *entries) names.push_back(e.name);
+    }
+    fs_->ReleaseDir(*handle);
+    return names;
+  }
+
+  std::string dir_;
+  MemoryStore store_;
+  FakeClock clock_;
+  CacheStats stats_;
+  std::unique_ptr<MetadataCache> metadata_;
+  MemoryTier memory_{MemoryTier::Options{.budget_bytes = 16 << 20}, stats_};
+  ChunkFetcher fetcher_{store_, {&memory_}, ChunkFetcher::Options{.chunk_size = 4096}, stats_};
+  std::unique_ptr<UploadQueue> queue_;
+  std::unique_ptr<Filesystem> fs_;
+};
+
+TEST_F(FilesystemWriteTest, NewFileIsVisibleBeforeUploadAndLandsWithS3fsAttributes) {
+  const uint64_t ino = CreateFile(kRoot, "a.txt", "hello");
+  EXPECT_EQ(ReadAll(ino), "hello");
+  EXPECT_EQ(Names(kRoot), std::vector<std::string>{"a.txt"});
+  Result<struct stat> st = fs_->GetAttr(ino);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->st_size, 5);
+  EXPECT_EQ(st->st_mode, S_IFREG | 0640);
+  EXPECT_EQ(st->st_uid, kAlice.uid);
+  EXPECT_FALSE(Object("root/a.txt")) << "not uploaded before the queue runs";
+
+  Upload();
+  EXPECT_EQ(Object("root/a.txt"), "hello");
+  Metadata meta = MetaOf("root/a.txt");
+  EXPECT_EQ(meta["mode"], std::to_string(S_IFREG | 0640));
+  EXPECT_EQ(meta["uid"], "1001");
+  EXPECT_EQ(meta["gid"], "2002");
+  EXPECT_FALSE(meta["mtime"].empty());
+  // Listings carry no metadata: the attributes this mount stored are remembered.
+  clock_.Advance(std::chrono::seconds(2));
+  Result<EntryReply> again = fs_->Lookup(kRoot, "a.txt");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->attr.st_mode, S_IFREG | 0640);
+}
+
+TEST_F(FilesystemWriteTest, PartialOverwriteKeepsTheRestOfTheObject) {
+  Put("root/big", std::string(10000, 'a'));
+  Result<uint64_t> ino = InoOf(kRoot, "big");
+  ASSERT_TRUE(ino.ok());
+  Result<OpenReply> open = fs_->Open(*ino, O_RDWR);
+  ASSERT_TRUE(open.ok()) << open.status().ToString();
+  ASSERT_TRUE(fs_->Write(open->handle, 5000, std::string("XYZ")).ok());
+  char buffer[4];
+  Result<size_t> n = fs_->Read(open->handle, 4999, std::span<char>(buffer, 4));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(std::string(buffer, 4), "aXYZ");
+  ASSERT_TRUE(fs_->Flush(open->handle).ok());
+  fs_->Release(open->handle);
+  Upload();
+  std::string expected(10000, 'a');
+  expected.replace(5000, 3, "XYZ");
+  EXPECT_EQ(Object("root/big"), expected);
+}
+
+TEST_F(FilesystemWriteTest, TruncAppendAndTruncate) {
+  Put("root/f", "0123456789");
+  Result<uint64_t> ino = InoOf(kRoot, "f");
+  ASSERT_TRUE(ino.ok());
+  Result<OpenReply> trunc = fs_->Open(*ino, O_WRONLY | O_TRUNC);
+  ASSERT_TRUE(trunc.ok());
+  EXPECT_EQ(fs_->GetAttr(*ino)->st_size, 0);
+  fs_->Release(trunc->handle);
+  Result<OpenReply> append = fs_->Open(*ino, O_WRONLY | O_APPEND);
+  ASSERT_TRUE(append.ok());
+  ASSERT_TRUE(fs_->Write(append->handle, 0, std::string("ab")).ok());
+  ASSERT_TRUE(fs_->Write(append->handle, 0, std::string("cd")).ok());
+  ASSERT_TRUE(fs_->Flush(append->handle).ok());
+  fs_->Release(append->handle);
+  EXPECT_EQ(ReadAll(*ino), "abcd");
+  ASSERT_TRUE(fs_->SetAttr(*ino, SetAttrRequest{.size = 6}, std::nullopt).ok());
+  EXPECT_EQ(ReadAll(*ino), std::string("abcd\0\0", 6));
+  Upload();
+  EXPECT_EQ(Object("root/f"), std::string("abcd\0\0", 6));
+}
+
+TEST_F(FilesystemWriteTest, UnlinkCancelsThePendingUploadAndDeletes) {
+  Put("root/old", "old");
+  CreateFile(kRoot, "new", "new");
+  ASSERT_TRUE(fs_->Unlink(kRoot, "new").ok());
+  ASSERT_TRUE(fs_->Unlink(kRoot, "old").ok());
+  EXPECT_TRUE(Names(kRoot).empty());
+  EXPECT_TRUE(fs_->Lookup(kRoot, "old").status().IsNotFound());
+  EXPECT_TRUE(fs_->Unlink(kRoot, "old").IsNotFound());
+  Upload();
+  EXPECT_FALSE(Object("root/new"));
+  EXPECT_FALSE(Object("root/old"));
+}
+
+TEST_F(FilesystemWriteTest, UnlinkWhileOpenKeepsTheHandleWorking) {
+  auto created = fs_->Create(kRoot, "tmp", 0600, O_RDWR | O_CREAT, kAlice);
+  ASSERT_TRUE(created.ok());
+  const uint64_t handle = created->second.handle;
+  ASSERT_TRUE(fs_->Write(handle, 0, std::string("before ")).ok());
+  ASSERT_TRUE(fs_->Unlink(kRoot, "tmp").ok());
+  ASSERT_TRUE(fs_->Write(handle, 7, std::string("after")).ok());
+  char buffer[32];
+  Result<size_t> n = fs_->Read(handle, 0, std::span<char>(buffer, sizeof buffer));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(std::string(buffer, *n), "before after");
+  EXPECT_TRUE(fs_->GetAttr(created->first.ino).ok()) << "the open file keeps its attributes";
+  ASSERT_TRUE(fs_->Flush(handle).ok());
+  fs_->Release(handle);
+  Upload();
+  EXPECT_FALSE(Object("root/tmp"));
+}
+
+TEST_F(FilesystemWriteTest, DirectoriesAndTheirErrors) {
+  Result<EntryReply> dir = fs_->MkDir(kRoot, "d", 0750, kAlice);
+  ASSERT_TRUE(dir.ok());
+  EXPECT_EQ(PosixErrorNumber(fs_->MkDir(kRoot, "d", 0750, kAlice).status()), EEXIST);
+  CreateFile(dir->ino, "f", "x");
+  EXPECT_EQ(PosixErrorNumber(fs_->RmDir(kRoot, "d")), ENOTEMPTY);
+  EXPECT_EQ(PosixErrorNumber(fs_->Unlink(kRoot, "d")), EISDIR);
+  Upload();
+  Result<ObjectInfo> marker = store_.Head("root/d/");
+  ASSERT_TRUE(marker.ok());
+  EXPECT_EQ(marker->content_type, "application/x-directory");
+  EXPECT_EQ(MetaOf("root/d/")["mode"], std::to_string(S_IFDIR | 0750));
+  ASSERT_TRUE(fs_->Unlink(dir->ino, "f").ok());
+  ASSERT_TRUE(fs_->RmDir(kRoot, "d").ok());
+  EXPECT_TRUE(fs_->Lookup(kRoot, "d").status().IsNotFound());
+  Upload();
+  EXPECT_FALSE(Object("root/d/"));
+}
+
+TEST_F(FilesystemWriteTest, RenameFilesAndDirectories) {
+  Put("root/up", "uploaded");
+  Put("root/target", "replaced");
+  Put("root/tree/a", "A");
+  Put("root/tree/sub/b", "B");
+  CreateFile(kRoot, "pending", "pending");
+  ASSERT_TRUE(fs_->Rename(kRoot, "pending", kRoot, "moved", 0).ok());
+  ASSERT_TRUE(fs_->Rename(kRoot, "up", kRoot, "target", 0).ok());
+  EXPECT_EQ(PosixErrorNumber(fs_->Rename(kRoot, "moved", kRoot, "target", RENAME_NOREPLACE)),
+            EEXIST);
+  ASSERT_TRUE(fs_->Rename(kRoot, "tree", kRoot, "forest", 0).ok());
+  EXPECT_EQ(Names(kRoot), (std::vector<std::string>{"forest", "moved", "target"}));
+  Result<uint64_t> forest = InoOf(kRoot, "forest");
+  ASSERT_TRUE(forest.ok());
+  Result<uint64_t> sub = InoOf(*forest, "sub");
+  ASSERT_TRUE(sub.ok());
+  Result<uint64_t> b = InoOf(*sub, "b");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(ReadAll(*b), "B");
+  Upload();
+  EXPECT_EQ(Object("root/moved"), "pending");
+  EXPECT_FALSE(Object("root/pending"));
+  EXPECT_EQ(Object("root/target"), "uploaded");
+  EXPECT_FALSE(Object("root/up"));
+  EXPECT_EQ(Object("root/forest/a"), "A");
+  EXPECT_EQ(Object("root/forest/sub/b"), "B");
+  EXPECT_FALSE(Object("root/tree/a"));
+  EXPECT_FALSE(Object("root/tree/sub/b"));
+}
+
+TEST_F(FilesystemWriteTest, SymlinkChmodAndHardLimits) {
+  Result<EntryReply> link = fs_->Symlink("../target", kRoot, "l", kAlice);
+  ASSERT_TRUE(link.ok());
+  Result<std::string> target = fs_->ReadLink(link->ino);
+  ASSERT_TRUE(target.ok());
+  EXPECT_EQ(*target, "../target");
+  Put("root/plain", "body");
+  Result<uint64_t> plain = InoOf(kRoot, "plain");
+  ASSERT_TRUE(plain.ok());
+  Result<struct stat> st = fs_->SetAttr(*plain, SetAttrRequest{.mode = 0600}, std::nullopt);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->st_mode, S_IFREG | 0600);
+  Upload();
+  EXPECT_EQ(Object("root/l"), "../target");
+  EXPECT_TRUE(S_ISLNK(std::stoul(MetaOf("root/l")["mode"])));
+  EXPECT_EQ(Object("root/plain"), "body");
+  EXPECT_EQ(MetaOf("root/plain")["mode"], std::to_string(S_IFREG | 0600));
+  const std::string long_name(256, 'n');
+  EXPECT_EQ(PosixErrorNumber(fs_->MkDir(kRoot, long_name, 0700, kAlice).status()), ENAMETOOLONG);
+}
+
+TEST_F(FilesystemWriteTest, PendingChangesSurviveARestart) {
+  CreateFile(kRoot, "kept", "acknowledged");
+  ASSERT_TRUE(fs_->MkDir(kRoot, "dir", 0700, kAlice).ok());
+  Reopen();  // nothing uploaded yet: the queue on disk holds it
+  Result<uint64_t> ino = InoOf(kRoot, "kept");
+  ASSERT_TRUE(ino.ok()) << ino.status().ToString();
+  EXPECT_EQ(ReadAll(*ino), "acknowledged");
+  EXPECT_TRUE(InoOf(kRoot, "dir").ok());
+  Upload();
+  EXPECT_EQ(Object("root/kept"), "acknowledged");
+}
+
+TEST_F(FilesystemWriteTest, ReadOnlyWithoutWriteServices) {
+  Filesystem read_only(
+      *metadata_, store_,
+      [this](const ObjectVersion& v) {
+        return std::make_unique<ReadStream>(fetcher_, v, ReadStream::Options{});
+      },
+      nullptr, FilesystemOptions{});
+  EXPECT_EQ(PosixErrorNumber(read_only.MkDir(kRoot, "d", 0700, kAlice).status()), EROFS);
+  EXPECT_EQ(PosixErrorNumber(read_only.Create(kRoot, "f", 0600, O_WRONLY, kAlice).status()), EROFS);
+}
+
+}  // namespace
+}  // namespace strata

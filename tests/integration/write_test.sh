@@ -422,5 +422,40 @@ expect_fail "rm: Read-only file system" "Read-only file system" -- rm "$mnt/smal
 check "  files still readable" same_file "$mnt/small.txt" "$src/small.txt"
 unmount
 
+echo "== staging full: ENOSPC for the writer, nothing lost"
+check "mount with a 2 MiB staging area" mount_strata --staging-size 2M
+head -c $((3 << 20)) /dev/urandom >"$src/three.bin"
+expect_fail "a 3 MiB file: No space left on device" "No space left on device" -- \
+  dd if="$src/three.bin" of="$mnt/three.bin" bs=1M status=none
+check "  a 1 MiB file still fits" bash -c "head -c 1000000 '$src/three.bin' >'$mnt/one.bin'"
+wait_uploaded
+check "  and is in the bucket" in_bucket one.bin <(head -c 1000000 "$src/three.bin")
+unmount
+
+echo "== SIGTERM drains the queue; what S3 refused stays queued for the next mount"
+"$strata" mount "s3://$bucket" "$mnt" --endpoint "$ep" --cache-dir "$cache" --attr-ttl 1 \
+  --fault-rate 0 --drain-timeout 2 -f 2>>"$work/daemon.log" &
+daemon=$!
+for _ in $(seq 100); do is_mounted "$mnt" && break; sleep 0.1; done
+check "mount in the foreground with fault injection" is_mounted "$mnt"
+check "S3 made unreachable for uploads" setfattr -n user.strata.fault_rate -v 1 "$mnt"
+check "a write while S3 is unreachable succeeds (durable locally)" \
+  bash -c "echo offline >'$mnt/offline.txt'"
+sleep 0.5
+check "  strata queue shows it pending with attempts" \
+  bash -c "'$strata' queue '$mnt' | grep -q 'offline.txt'"
+kill -TERM "$daemon"
+t0=$SECONDS
+wait "$daemon"
+check "SIGTERM: the daemon exits after the 2 s drain timeout (took $((SECONDS - t0)) s)" \
+  test $((SECONDS - t0)) -le 10
+check "  and unmounted" bash -c "! grep -qs ' $mnt fuse' /proc/mounts"
+check "  not in the bucket yet" not_in_bucket offline.txt
+check "remount (S3 reachable again)" mount_strata
+check "  the pending file reads back" bash -c "[[ \$(cat '$mnt/offline.txt') == offline ]]"
+wait_uploaded
+check "  and reaches the bucket" in_bucket offline.txt <(echo offline)
+unmount
+
 echo "passed $passed failed $failed"
 [[ $failed -eq 0 ]]

@@ -2,7 +2,9 @@
 # The strata demo: installs what it needs, builds strata, starts a local S3 server (Ceph radosgw
 # on 127.0.0.1:7480), seeds a bucket "demo" with a few files, runs `strata check` against it,
 # shows the messages for a wrong secret, a missing bucket and a closed port, then mounts the
-# bucket, reads files through it (cold, then from the cache) and prints `strata stats`.
+# bucket, reads files through it (cold, then from the cache), writes through it (new files, a
+# directory, a rename, an append), shows the upload queue and the objects in the bucket, and
+# prints `strata stats`.
 # Usage: bash tools/demo.sh [--keep]   (--keep leaves the S3 server running afterwards)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,8 +63,31 @@ for pass in cold warm; do
   sum=$(sha256sum <"$mnt/data/random-8MiB.bin" | cut -c1-16)
   echo "   $pass: sha256 $sum... in $((($(date +%s%N) - start) / 1000000)) ms"
 done
+echo "-- writing: a new file, a directory, a rename and an edit, visible at once"
+echo "written through strata" >"$mnt/notes.txt"
+mkdir -p "$mnt/projects/2026"
+cp "$mnt/hello.txt" "$mnt/projects/2026/copy.txt"
+mv "$mnt/notes.txt" "$mnt/projects/notes.txt"
+echo "appended line" >>"$mnt/projects/notes.txt"
+chmod 600 "$mnt/projects/notes.txt"
+ls -l "$mnt/projects" "$mnt/projects/2026"
+echo "-- strata queue $mnt (uploads run in the background)"
+"$strata" queue "$mnt"
+for _ in $(seq 100); do
+  [[ $("$strata" stats "$mnt" | awk '$1 == "queue_depth" { print $2 }') == 0 ]] && break
+  sleep 0.1
+done
+echo "-- in the bucket, straight from S3 (not through the mount):"
+for key in projects/ projects/2026/copy.txt projects/notes.txt notes.txt; do
+  if meta=$(s3 -I "$endpoint/demo/$key"); then
+    echo "   $key: $(grep -i '^x-amz-meta-mode' <<<"$meta" | tr -d '\r')"
+  else
+    echo "   $key: absent"
+  fi
+done
+echo "   projects/notes.txt holds: $(s3 "$endpoint/demo/projects/notes.txt" | tr '\n' ' ')"
 echo "-- strata stats $mnt"
-"$strata" stats "$mnt" | grep -E "s3_gets|s3_bytes|memory_hits|disk_hits|readahead|metadata_list"
+"$strata" stats "$mnt" | grep -E "s3_gets|s3_bytes|memory_hits|disk_hits|readahead|metadata_list|queue_"
 echo
 if [[ $keep -eq 1 ]]; then
   echo "The S3 server keeps running on $endpoint (access key $RGW_ACCESS_KEY), mounted on $mnt."

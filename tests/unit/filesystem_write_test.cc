@@ -31,15 +31,15 @@ class FilesystemWriteTest : public ::testing::Test {
     Reopen();
   }
   ~FilesystemWriteTest() override {
+    queue_.reset();  // first: its workers call fs_
     fs_.reset();
-    queue_.reset();
     std::filesystem::remove_all(dir_);
   }
 
   // A new Filesystem on the same staging and queue directories, as after a restart.
   void Reopen() {
+    queue_.reset();  // first: its workers call fs_
     fs_.reset();
-    queue_.reset();
     Result<std::shared_ptr<StagingArea>> staging =
         StagingArea::Open(StagingOptions{.dir = dir_ + "/staging", .max_bytes = 64 << 20});
     ASSERT_TRUE(staging.ok()) << staging.status().ToString();

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -43,6 +44,25 @@ Status MakePrivateDir(const std::string& dir) {
     spdlog::info("{}: permissions changed from {:04o} to 0700", dir, mode);
   }
   return Status::Ok();
+}
+
+Result<int> LockDirectory(const std::string& dir, const std::string& user, Clock& clock,
+                          Clock::Duration wait) {
+  const std::string lock_path = dir + "/LOCK";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus(errno, "open " + lock_path);
+  const Clock::MonoTime deadline = clock.Now() + wait;
+  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    if (err == EWOULDBLOCK && clock.Now() < deadline) {
+      clock.SleepFor(std::chrono::milliseconds(50));
+      continue;
+    }
+    ::close(fd);
+    if (err == EWOULDBLOCK) return Status::Io(dir + " is already in use by another " + user);
+    return ErrnoStatus(err, "flock " + lock_path);
+  }
+  return fd;
 }
 
 Status Fd::Close(const std::string& path) {

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "backends/clock.h"
 #include "backends/status.h"
 
 namespace strata {
@@ -19,6 +20,13 @@ Status FsyncDir(const std::string& dir);
 // Creates `dir` and its parents with mode 0700 (fsyncing the parent of a new `dir`), or tightens
 // an existing directory to 0700. kInvalidArgument when `dir` exists but is not a directory.
 Status MakePrivateDir(const std::string& dir);
+
+// Takes an exclusive flock on `dir`/LOCK so that one user at a time works in `dir` (a disk
+// cache, a staging area, an upload queue), waiting up to `wait` for a previous holder (a daemon
+// still draining after its unmount) to let go. Returns the descriptor that holds the lock; kIo
+// "DIR is already in use by another USER" when it stays taken.
+Result<int> LockDirectory(const std::string& dir, const std::string& user, Clock& clock,
+                          Clock::Duration wait);
 
 // Owns a file descriptor: closed when it goes out of scope. Not thread-safe.
 class Fd {

@@ -47,26 +47,6 @@ uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
                                                       : a + b;
 }
 
-// Takes the exclusive flock that keeps a second tier off the same root, waiting up to `wait`
-// for a previous holder (a daemon still shutting down after its unmount) to let go.
-Result<int> LockRoot(const std::string& root, Clock& clock, Clock::Duration wait) {
-  const std::string lock_path = root + "/LOCK";
-  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus(errno, "open " + lock_path);
-  const Clock::MonoTime deadline = clock.Now() + wait;
-  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    if (err == EWOULDBLOCK && clock.Now() < deadline) {
-      clock.SleepFor(std::chrono::milliseconds(50));
-      continue;
-    }
-    ::close(fd);
-    if (err == EWOULDBLOCK) return Status::Io(root + " is already in use by another disk cache");
-    return ErrnoStatus(err, "flock " + lock_path);
-  }
-  return fd;
-}
-
 bool DirectoryIsEmpty(const std::string& dir) {
   std::error_code ec;
   return fs::directory_iterator(dir, ec) == fs::directory_iterator();
@@ -92,7 +72,7 @@ Result<std::unique_ptr<DiskTier>> DiskTier::Open(DiskTierOptions options, CacheS
   STRATA_RETURN_IF_ERROR(MakePrivateDir(options.root));
   SystemClock system_clock;
   Clock& clock = options.clock != nullptr ? *options.clock : system_clock;
-  Result<int> lock_fd = LockRoot(options.root, clock, options.lock_wait);
+  Result<int> lock_fd = LockDirectory(options.root, "disk cache", clock, options.lock_wait);
   if (!lock_fd.ok()) return lock_fd.status();
   std::unique_ptr<DiskTier> tier(new DiskTier(std::move(options), stats, *lock_fd));
   if (::mkdir(tier->chunks_dir_.c_str(), 0700) != 0 && errno != EEXIST) {

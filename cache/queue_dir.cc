@@ -20,7 +20,8 @@ namespace fs = std::filesystem;
 
 }  // namespace
 
-Result<std::unique_ptr<QueueDir>> QueueDir::Open(const std::string& root_in) {
+Result<std::unique_ptr<QueueDir>> QueueDir::Open(const std::string& root_in,
+                                                 Clock::Duration lock_wait) {
   std::string root = root_in;
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   if (root.empty()) return Status::InvalidArgument("upload queue: directory is empty");
@@ -30,15 +31,10 @@ Result<std::unique_ptr<QueueDir>> QueueDir::Open(const std::string& root_in) {
   if (ec) return Status::Io("create " + path.parent_path().string() + ": " + ec.message());
   STRATA_RETURN_IF_ERROR(MakePrivateDir(root));
 
-  const std::string lock_path = root + "/LOCK";
-  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus(errno, "open " + lock_path);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    ::close(fd);
-    if (err == EWOULDBLOCK) return Status::Io(root + " is already in use by another upload queue");
-    return ErrnoStatus(err, "flock " + lock_path);
-  }
+  SystemClock clock;
+  Result<int> locked = LockDirectory(root, "upload queue", clock, lock_wait);
+  if (!locked.ok()) return locked.status();
+  const int fd = *locked;
   std::unique_ptr<QueueDir> dir(new QueueDir(root, fd));
   STRATA_RETURN_IF_ERROR(MakePrivateDir(dir->data_dir_));
   // The new directory entries must survive a power loss before files are adopted into them.

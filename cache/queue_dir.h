@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 
+#include "backends/clock.h"
 #include "backends/status.h"
 
 namespace strata {
@@ -22,7 +23,9 @@ class QueueDir {
  public:
   // Creates `root` (and its parents) and root/data with mode 0700, tightens an existing root to
   // 0700, and takes the exclusive lock. kIo when another queue holds the directory.
-  static Result<std::unique_ptr<QueueDir>> Open(const std::string& root);
+  // `lock_wait`: how long to wait for another user of root (a daemon still draining) to let go.
+  static Result<std::unique_ptr<QueueDir>> Open(const std::string& root,
+                                                Clock::Duration lock_wait = {});
 
   ~QueueDir();  // releases the lock
   QueueDir(const QueueDir&) = delete;

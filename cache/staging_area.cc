@@ -23,20 +23,6 @@ namespace fs = std::filesystem;
 constexpr std::string_view kStagedSuffix = ".staged";
 constexpr size_t kMaxHintChars = 64;
 
-// Takes the exclusive flock that keeps a second area off the same dir.
-Result<int> LockDir(const std::string& dir) {
-  const std::string lock_path = dir + "/LOCK";
-  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus(errno, "open " + lock_path);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    ::close(fd);
-    if (err == EWOULDBLOCK) return Status::Io(dir + " is already in use by another staging area");
-    return ErrnoStatus(err, "flock " + lock_path);
-  }
-  return fd;
-}
-
 // Deletes staged files of an earlier run. One that cannot be deleted only takes space.
 void RemoveLeftovers(const std::string& dir) {
   uint64_t removed = 0;
@@ -79,7 +65,8 @@ Result<std::shared_ptr<StagingArea>> StagingArea::Open(StagingOptions options) {
   if (options.max_bytes == 0) return Status::InvalidArgument("staging: max_bytes is 0");
   if (options.block_size == 0) return Status::InvalidArgument("staging: block_size is 0");
   STRATA_RETURN_IF_ERROR(MakePrivateDir(options.dir));
-  Result<int> lock_fd = LockDir(options.dir);
+  SystemClock clock;
+  Result<int> lock_fd = LockDirectory(options.dir, "staging area", clock, options.lock_wait);
   if (!lock_fd.ok()) return lock_fd.status();
   RemoveLeftovers(options.dir);
   return std::shared_ptr<StagingArea>(new StagingArea(std::move(options), *lock_fd));

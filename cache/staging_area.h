@@ -35,6 +35,7 @@
 // area with its own gate_ or grow_mu_ held, never with its mu_ held.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -50,6 +51,8 @@ namespace strata {
 struct StagingOptions {
   // Created (with parents) if missing; tightened to 0700 if wider.
   std::string dir{};
+  // How long Open waits for another user of dir (a daemon still shutting down) to let go.
+  std::chrono::milliseconds lock_wait{0};
   // Limit of bytes in use over all attached staged files; must be > 0.
   uint64_t max_bytes{};
   // Free space to keep on the filesystem holding dir; 0 disables the check.

@@ -33,7 +33,7 @@ Result<std::unique_ptr<UploadQueue>> UploadQueue::Open(ObjectStore& store,
   if (options.retry.max_attempts < 0) {
     return Status::InvalidArgument("upload queue: negative retry.max_attempts");
   }
-  Result<std::unique_ptr<QueueDir>> dir = QueueDir::Open(options.dir);
+  Result<std::unique_ptr<QueueDir>> dir = QueueDir::Open(options.dir, options.lock_wait);
   if (!dir.ok()) return dir.status();
   Result<std::unique_ptr<QueueDb>> db = QueueDb::Open((*dir)->DbPath());
   if (!db.ok()) return db.status();

@@ -69,6 +69,8 @@ namespace strata {
 struct UploadQueueOptions {
   std::string dir{};  // created (with parents) mode 0700; holds queue.db and data/
   int workers = 4;    // uploads in parallel (different keys)
+  // How long Open waits for another queue on dir (a daemon still draining) to let go.
+  Clock::Duration lock_wait{0};
   uint64_t multipart_threshold = 64ull << 20;  // puts of at least this many bytes: multipart
   uint64_t part_size = 16ull << 20;            // raised when a file would need > 10000 parts
   // max_attempts == 0: retry transient failures forever.

@@ -226,6 +226,12 @@ struct Daemon {
   FuseSession& session;
 };
 
+// How long a new daemon waits for the cache directory's previous user: a daemon that was just
+// unmounted may still be writing out chunks (seconds) or draining its queue (--drain-timeout).
+std::chrono::milliseconds LockWait(const MountArgs& args) {
+  return std::chrono::milliseconds(10000 + static_cast<int64_t>(args.drain_timeout_s * 1000));
+}
+
 // Samples the bytes uploaded once a second into `rate` until `stop` is set.
 class RateSampler {
  public:
@@ -263,13 +269,14 @@ class RateSampler {
 // queue for up to --drain-timeout. `report` gets "ok" once serving, or why it could not start.
 int Serve(Daemon& d, StartReport& report) {
   const MountPlan& plan = d.plan;
-  Result<std::unique_ptr<DiskTier>> disk = DiskTier::Open(
-      DiskTierOptions{.root = plan.cache_dir + "/chunks-v1",
-                      .max_bytes = plan.cache_size,
-                      .min_free_bytes = plan.cache_min_free,
-                      // An unmounted daemon may still be writing out its last chunks.
-                      .lock_wait = std::chrono::seconds(10)},
-      d.stats);
+  Result<std::unique_ptr<DiskTier>> disk =
+      DiskTier::Open(DiskTierOptions{.root = plan.cache_dir + "/chunks-v1",
+                                     .max_bytes = plan.cache_size,
+                                     .min_free_bytes = plan.cache_min_free,
+                                     // An unmounted daemon may still be writing out its last
+                                     // chunks, or draining its upload queue.
+                                     .lock_wait = LockWait(d.args)},
+                     d.stats);
   if (!disk.ok()) {
     report.Send("cache directory " + plan.cache_dir + ": " + disk.status().ToString());
     return 1;
@@ -279,6 +286,7 @@ int Serve(Daemon& d, StartReport& report) {
   if (!d.args.read_only) {
     Result<std::shared_ptr<StagingArea>> opened =
         StagingArea::Open(StagingOptions{.dir = plan.cache_dir + "/staging-v1",
+                                         .lock_wait = LockWait(d.args),
                                          .max_bytes = plan.staging_size,
                                          .min_free_bytes = plan.cache_min_free});
     if (!opened.ok()) {

@@ -290,6 +290,8 @@ void UploadQueue::RunClaimed(QueueRecord record, uint64_t run_id) {
       batch.removes = {seq};
       Status removed = db_->Apply(batch);
       if (removed.ok()) {
+        // Before the entry counts as done, so that whoever waits for it finds caches updated.
+        if (options_.on_done) options_.on_done(record);
         QueueSchedule::Released released;
         {
           std::lock_guard lock(mu_);
@@ -304,7 +306,6 @@ void UploadQueue::RunClaimed(QueueRecord record, uint64_t run_id) {
           --cleanups_running_;
         }
         changed_cv_.notify_all();
-        if (options_.on_done) options_.on_done(record);
         return;
       }
       // Redoing a completed operation is harmless, and the key stays blocked meanwhile.

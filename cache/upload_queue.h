@@ -83,7 +83,8 @@ struct UploadQueueOptions {
   // that the database does not reference are aborted. "" is the whole bucket. Empty: no sweep.
   std::vector<std::string> owned_prefixes{};
   // Called by a worker, without the queue's locks held, after `record` took effect in the
-  // store. Lets a cache learn the new state of record.key.
+  // store and before the entry counts as done (for Pending, WaitUploaded and Drain). Lets a
+  // cache learn the new state of record.key.
   std::function<void(const QueueRecord& record)> on_done{};
 };
 

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <mutex>
+#include <thread>
 #include <utility>
 
 #include "backends/memory_store.h"
@@ -146,36 +148,78 @@ QueueRunner::RunResult QueueRunner::RunMultipart(QueueRecord& record, int fd, co
 
   const uint64_t part_size = record.part_size;
   const uint64_t count = (record.size + part_size - 1) / part_size;
-  std::string body;
+  std::vector<int> todo;
   for (uint64_t index = 0; index < count; ++index) {
     const int number = static_cast<int>(index + 1);
     const bool have = std::any_of(record.parts.begin(), record.parts.end(),
                                   [&](const PartInfo& p) { return p.part_number == number; });
-    if (have) continue;
-    if (hooks.should_stop && hooks.should_stop()) return Stopped();
-    const uint64_t offset = index * part_size;
-    const uint64_t length = std::min(part_size, record.size - offset);
-    Status read = ReadAt(fd, offset, length, record.key, &body);
-    if (!read.ok()) return Failed(std::move(read));
-    Result<PartInfo> part = store_.UploadPart(record.key, record.upload_id, number, body);
-    if (!part.ok()) {
-      if (!part.status().IsNotFound()) return Failed(part.status());
-      Status st = ForgetUpload(record, hooks);
-      if (!st.ok()) return Failed(SaveFailed(st));
-      return Failed(Status::Transient("multipart upload of '" + record.key +
-                                      "' vanished: " + part.status().ToString()));
-    }
-    PartInfo info = std::move(part).value();
-    info.part_number = number;
-    info.size = length;
-    Status st = db_.AddPart(record.seq, info);
-    if (!st.ok()) return Failed(SaveFailed(st));
-    record.parts.push_back(std::move(info));
-    std::sort(record.parts.begin(), record.parts.end(),
-              [](const PartInfo& a, const PartInfo& b) { return a.part_number < b.part_number; });
-    if (hooks.on_progress) hooks.on_progress(record);
-    if (hooks.on_bytes_sent) hooks.on_bytes_sent(length);
+    if (!have) todo.push_back(number);
   }
+  // Several parts in flight: one stream rarely fills the link (or keeps S3 busy). Each part is
+  // saved as soon as the store acknowledges it, in whatever order they finish.
+  std::mutex mu;
+  size_t next = 0;
+  Status failure;         // the first failure; no new part starts after it
+  bool vanished = false;  // the store no longer knows the upload
+  bool stopped = false;
+  auto upload_parts = [&] {
+    std::string body;
+    for (;;) {
+      int number = 0;
+      {
+        std::lock_guard lock(mu);
+        if (next == todo.size() || !failure.ok() || vanished || stopped) return;
+        if (hooks.should_stop && hooks.should_stop()) {
+          stopped = true;
+          return;
+        }
+        number = todo[next++];
+      }
+      const uint64_t offset = static_cast<uint64_t>(number - 1) * part_size;
+      const uint64_t length = std::min(part_size, record.size - offset);
+      Status read = ReadAt(fd, offset, length, record.key, &body);
+      if (!read.ok()) {
+        std::lock_guard lock(mu);
+        if (failure.ok()) failure = std::move(read);
+        return;
+      }
+      Result<PartInfo> part = store_.UploadPart(record.key, record.upload_id, number, body);
+      std::lock_guard lock(mu);
+      if (!part.ok()) {
+        if (part.status().IsNotFound()) {
+          vanished = true;
+        } else if (failure.ok()) {
+          failure = part.status();
+        }
+        return;
+      }
+      PartInfo info = std::move(part).value();
+      info.part_number = number;
+      info.size = length;
+      Status st = db_.AddPart(record.seq, info);
+      if (!st.ok()) {
+        if (failure.ok()) failure = SaveFailed(st);
+        return;
+      }
+      record.parts.push_back(std::move(info));
+      std::sort(record.parts.begin(), record.parts.end(),
+                [](const PartInfo& a, const PartInfo& b) { return a.part_number < b.part_number; });
+      if (hooks.on_progress) hooks.on_progress(record);
+      if (hooks.on_bytes_sent) hooks.on_bytes_sent(length);
+    }
+  };
+  std::vector<std::thread> helpers;
+  const size_t streams = std::min<size_t>(std::max(1, options_.part_parallelism), todo.size());
+  for (size_t i = 1; i < streams; ++i) helpers.emplace_back(upload_parts);
+  upload_parts();
+  for (std::thread& helper : helpers) helper.join();
+  if (vanished) {
+    Status st = ForgetUpload(record, hooks);
+    if (!st.ok()) return Failed(SaveFailed(st));
+    return Failed(Status::Transient("multipart upload of '" + record.key + "' vanished"));
+  }
+  if (!failure.ok()) return Failed(std::move(failure));
+  if (stopped) return Stopped();
 
   Result<PutResult> completed =
       store_.CompleteMultipartUpload(record.key, record.upload_id, record.parts);

@@ -31,6 +31,7 @@ class QueueRunner {
   struct Options {
     uint64_t multipart_threshold = 0;  // puts of at least this many bytes use multipart; > 0
     uint64_t part_size = 0;            // > 0; raised when a file would need over 10000 parts
+    int part_parallelism = 4;          // parts of one upload in flight at once
   };
 
   // Callbacks into the caller; each may be empty.

@@ -55,7 +55,8 @@ UploadQueue::UploadQueue(ObjectStore& store, UploadQueueOptions options,
       db_(std::move(db)),
       runner_(store_, *db_,
               QueueRunner::Options{.multipart_threshold = options_.multipart_threshold,
-                                   .part_size = options_.part_size}),
+                                   .part_size = options_.part_size,
+                                   .part_parallelism = options_.part_parallelism}),
       schedule_(dir_->data_dir()),
       rng_(options_.seed != 0 ? options_.seed : std::random_device()()) {}
 

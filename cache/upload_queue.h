@@ -73,6 +73,7 @@ struct UploadQueueOptions {
   Clock::Duration lock_wait{0};
   uint64_t multipart_threshold = 64ull << 20;  // puts of at least this many bytes: multipart
   uint64_t part_size = 16ull << 20;            // raised when a file would need > 10000 parts
+  int part_parallelism = 4;                    // parts of one multipart upload in flight at once
   // max_attempts == 0: retry transient failures forever.
   RetryPolicy retry{.max_attempts = 0,
                     .base_delay = std::chrono::milliseconds(100),

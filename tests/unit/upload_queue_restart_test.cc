@@ -97,6 +97,7 @@ TEST_F(QueueTest, MultipartResumesFromSavedPartsAfterReopen) {
   options.multipart_threshold = 4096;
   options.part_size = 1024;
   options.workers = 1;
+  options.part_parallelism = 1;   // parts in order: exactly parts 1 and 2 land before the failure
   options.owned_prefixes = {""};  // the upload the database references must survive the sweep
   OpenQueue(store, options);
   // The third part fails for good: the entry is dead after parts 1 and 2.
@@ -131,6 +132,7 @@ TEST_F(QueueTest, MultipartStartsOverWhenTheUploadIsGone) {
   UploadQueueOptions options = Options();
   options.multipart_threshold = 4096;
   options.part_size = 1024;
+  options.part_parallelism = 1;  // parts in order: exactly parts 1 and 2 land before the failure
   OpenQueue(store, options);
   store.FailNthCall(3, {.op = StoreOp::kUploadPart, .status = Status::AccessDenied("cut")});
   const std::string body = Bytes(4500, 9);  // five parts

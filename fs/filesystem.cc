@@ -214,9 +214,11 @@ Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
         if (!staged.ok()) return staged.status();
         return (*staged)->Truncate(0);
       }();
-      std::lock_guard lock(w.mu);
+      std::unique_lock lock(w.mu);
       if (!truncated.ok()) {
         --w.writers;
+        lock.unlock();
+        DropWriteIfIdle(*write);
         return truncated;
       }
       w.dirty = true;

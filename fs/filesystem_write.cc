@@ -547,7 +547,12 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
     if (!made.ok()) return made.status();
     write = *made;
   }
+  bool idle = false;
   {
+    std::lock_guard lock(write->mu);
+    idle = write->writers == 0;
+  }
+  Status changed = [&]() -> Status {
     std::shared_lock commit(write->commit_mu);
     if (request.size) {
       Result<std::shared_ptr<StagedFile>> staged = Staged(*write);
@@ -558,13 +563,18 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
     apply(write->info);
     if (request.size && !request.mtime) write->info.mtime = Now();
     write->dirty = true;
+    return Status::Ok();
+  }();
+  Status committed = !changed.ok() ? changed : idle ? Commit(*write) : Status::Ok();
+  if (!committed.ok() && idle) {
+    // Not open anywhere: the change failed as a whole, and what is committed stays as it was.
+    {
+      std::lock_guard lock(write->mu);
+      write->dirty = false;
+    }
+    DropWriteIfIdle(write);
+    return committed;
   }
-  bool idle = false;
-  {
-    std::lock_guard lock(write->mu);
-    idle = write->writers == 0;
-  }
-  Status committed = idle ? Commit(*write) : Status::Ok();
   EntryInfo info;
   {
     std::lock_guard lock(write->mu);

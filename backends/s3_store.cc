@@ -384,8 +384,11 @@ S3Counters S3Store::counters() const {
 }
 
 Result<S3Store::Response> S3Store::Execute(const Request& request) {
-  const std::string payload_hash =
-      request.has_body ? Sha256Hex(request.body) : std::string(kEmptyPayloadSha256);
+  const bool unsigned_body = request.has_body && options_.unsigned_payload_from > 0 &&
+                             request.body.size() >= options_.unsigned_payload_from;
+  const std::string payload_hash = !request.has_body ? std::string(kEmptyPayloadSha256)
+                                   : unsigned_body   ? std::string(kUnsignedPayload)
+                                                     : Sha256Hex(request.body);
   std::optional<std::mt19937_64> rng;
   for (int attempt = 1;; ++attempt) {
     Result<Response> response = ExecuteOnce(request, payload_hash);

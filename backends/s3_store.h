@@ -37,6 +37,11 @@ struct S3Options {
   Credentials credentials{};
   bool verify_tls = true;
   std::string ca_file{};  // PEM bundle; empty: the system's
+  // Bodies of at least this many bytes are sent with x-amz-content-sha256: UNSIGNED-PAYLOAD
+  // instead of their SHA-256 (which costs a pass over the body, about 2 ms per MB of CPU). The
+  // signature then covers the request but not the body; TLS (or, on loopback, TCP) carries its
+  // integrity. 0: always sign the body (the default).
+  uint64_t unsigned_payload_from = 0;
   std::chrono::milliseconds connect_timeout{5000};
   // A transfer slower than low_speed_bytes per second for low_speed_time is aborted (and
   // retried as transient).

@@ -36,6 +36,10 @@ void StoreCli::AddTo(CLI::App& app) {
   app.add_flag("--no-verify-tls", no_verify_tls,
                "Do not verify the server's TLS certificate (insecure; tests only)")
       ->group(group);
+  app.add_flag("--unsigned-payload", unsigned_payload,
+               "Do not hash request bodies of 1 MiB or more into the signature (saves CPU on "
+               "large uploads; integrity then rests on TLS or TCP)")
+      ->group(group);
   app.add_option("--connect-timeout", connect_timeout_s, "Seconds to wait for a connection")
       ->group(group)
       ->check(CLI::Range(0.1, 600.0))
@@ -59,6 +63,7 @@ Result<S3Options> StoreCli::ToOptions(const std::string& bucket, const EnvLookup
                        : virtual_hosted ? AddressingStyle::kVirtual
                                         : AddressingStyle::kAuto;
   options.ca_file = ca_file;
+  if (unsigned_payload) options.unsigned_payload_from = 1 << 20;
   options.verify_tls = !no_verify_tls;
   options.connect_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(connect_timeout_s * 1000));

@@ -22,6 +22,7 @@ struct StoreCli {
   std::string session_token;
   std::string ca_file;
   bool no_verify_tls = false;
+  bool unsigned_payload = false;
   double connect_timeout_s = 5;
   int max_attempts = 5;
 

@@ -231,29 +231,22 @@ Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
     file->write = std::move(write);  // being written here: read what is staged
   } else {
     std::optional<ObjectVersion> version;
-    // A pending rename's copy may finish (and its source go) while we look: then ask again.
-    for (int attempt = 0; writable() && attempt < 3 && !file->local && !version; ++attempt) {
-      const std::string key = metadata_.KeyOf(node->path);
-      PendingState pending = writes_.queue->Pending(key);
-      if (pending.kind == PendingState::Kind::kNone) break;
+    if (writable()) {
+      const PendingState pending = writes_.queue->Pending(metadata_.KeyOf(node->path));
       if (pending.kind == PendingState::Kind::kDeleted) {
         return Status::NotFound("'" + node->path + "' was deleted");
       }
-      if (pending.kind == PendingState::Kind::kPut) {
-        // The data file goes once uploaded: a descriptor keeps it readable.
-        const int fd = ::open(pending.put.staged_path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd >= 0) file->local = std::make_shared<Fd>(fd);
-      } else {
-        Result<ObjectInfo> head = store_.Head(pending.copy_source);
-        if (head.ok()) {
-          version = ObjectVersion{metadata_.options().bucket, pending.copy_source, head->etag,
-                                  head->size};
-        } else if (!head.status().IsNotFound()) {
-          return head.status();
-        }
+      if (pending.kind != PendingState::Kind::kNone) {
+        // Not in S3 yet (or under another key): read what the queue will upload.
+        uint64_t size = 0;
+        Result<SourceReader> source = SourceOf(node->path, &size);
+        if (!source.ok()) return source.status();
+        if (!*source) return Status::NotFound("'" + node->path + "' no longer exists");
+        file->source = std::move(*source);
+        file->source_size = size;
       }
     }
-    if (!file->local && !version) {
+    if (!file->source && !version) {
       Result<std::optional<EntryInfo>> info = metadata_.Revalidate(node->path);
       if (!info.ok()) return info.status();
       if (!*info) return Status::NotFound("'" + node->path + "' no longer exists");

@@ -195,8 +195,9 @@ class Filesystem {
     uint64_t ino = 0;
     std::string path;
     std::unique_ptr<ReadStream> stream;  // a clean object in S3
-    std::shared_ptr<Fd> local;           // a pending upload's data file
-    std::shared_ptr<OpenWrite> write;    // a file being written (read through its staging)
+    SourceReader source;                 // a pending upload (see SourceOf)
+    uint64_t source_size = 0;
+    std::shared_ptr<OpenWrite> write;  // a file being written (read through its staging)
     bool writer = false;
     bool append = false;
   };

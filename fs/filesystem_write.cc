@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "fs/filesystem.h"
@@ -115,10 +116,14 @@ Result<std::optional<EntryInfo>> Filesystem::Resolve(const std::string& path) {
   SplitPath(path, dir, name);
   if (!writable()) return metadata_.Lookup(dir, name);
   const std::string key = metadata_.KeyOf(path);
-  const PendingState file = writes_.queue->Pending(key);
-  if (file.kind == PendingState::Kind::kPut || file.kind == PendingState::Kind::kCopy) {
+  PendingState file;
+  for (int attempt = 1;; ++attempt) {
+    file = writes_.queue->Pending(key);
+    if (file.kind != PendingState::Kind::kPut && file.kind != PendingState::Kind::kCopy) break;
     Result<std::optional<EntryInfo>> info = InfoFromPending(path, file);
     if (!info.ok() || *info) return info;
+    // A pending copy whose source is gone finished meanwhile: look at the queue again.
+    if (attempt == 5) return Status::Transient("'" + path + "' keeps changing; try again");
   }
   const PendingState marker = writes_.queue->Pending(key + "/");
   if (marker.kind == PendingState::Kind::kPut) {
@@ -239,7 +244,7 @@ Result<SourceReader> Filesystem::SourceOf(const std::string& path, uint64_t* siz
   *size = 0;
   const std::string key = metadata_.KeyOf(path);
   std::optional<ObjectVersion> version;
-  for (int attempt = 0; attempt < 3 && !version; ++attempt) {
+  for (int attempt = 0; attempt < 5 && !version; ++attempt) {
     PendingState pending = writes_.queue->Pending(key);
     switch (pending.kind) {
       case PendingState::Kind::kDeleted:
@@ -268,12 +273,54 @@ Result<SourceReader> Filesystem::SourceOf(const std::string& path, uint64_t* siz
       }
     }
   }
-  if (!version) return SourceReader();
+  if (!version) {
+    // Never an empty source for a file that has content: the caller would write it back empty.
+    return Status::Transient("the content of '" + path + "' kept moving; try again");
+  }
   *size = version->size;
-  std::shared_ptr<ReadStream> stream = streams_(*version);
-  return SourceReader([stream](uint64_t offset, std::span<char> out) -> Result<size_t> {
-    return stream->Read(offset, out);
-  });
+  if (version->key == key) {
+    std::shared_ptr<ReadStream> stream = streams_(*version);
+    return SourceReader([stream](uint64_t offset, std::span<char> out) -> Result<size_t> {
+      return stream->Read(offset, out);
+    });
+  }
+  // A pending rename's source: once the copy is done the queue deletes it, and the bytes are
+  // read from the copy under `key` instead (the same size, or the content moved on: an error).
+  struct CopySource {
+    std::mutex mu;
+    std::shared_ptr<ReadStream> stream;
+    bool switched = false;
+  };
+  auto state = std::make_shared<CopySource>();
+  state->stream = streams_(*version);
+  const uint64_t expected_size = version->size;
+  return SourceReader(
+      [this, state, key, expected_size](uint64_t offset, std::span<char> out) -> Result<size_t> {
+        std::shared_ptr<ReadStream> stream;
+        bool switched = false;
+        {
+          std::lock_guard lock(state->mu);
+          stream = state->stream;
+          switched = state->switched;
+        }
+        Result<size_t> got = stream->Read(offset, out);
+        if (got.ok() || switched || !got.status().IsNotFound()) return got;
+        Result<ObjectInfo> head = store_.Head(key);
+        if (!head.ok()) return head.status();
+        if (head->size != expected_size) {
+          return Status::PreconditionFailed("'" + key + "' changed while its rename was pending");
+        }
+        {
+          std::lock_guard lock(state->mu);
+          if (!state->switched) {
+            state->stream =
+                streams_(ObjectVersion{metadata_.options().bucket, key, head->etag, head->size});
+            state->switched = true;
+          }
+          stream = state->stream;
+        }
+        return stream->Read(offset, out);
+      });
 }
 
 Result<std::shared_ptr<Filesystem::OpenWrite>> Filesystem::GetOrMakeWrite(const std::string& path) {
@@ -399,7 +446,11 @@ void Filesystem::ReleaseWriter(const std::shared_ptr<OpenWrite>& write) {
 }
 
 Result<size_t> Filesystem::ReadLocal(FileHandle& file, uint64_t offset, std::span<char> out) {
-  if (file.local) return LocalSource(file.local)(offset, out);
+  if (file.source) {
+    if (offset >= file.source_size) return size_t{0};
+    return file.source(offset,
+                       out.first(std::min<uint64_t>(out.size(), file.source_size - offset)));
+  }
   if (!file.write) return Status::InvalidArgument("the handle has nothing to read");
   OpenWrite& write = *file.write;
   std::shared_lock commit(write.commit_mu);

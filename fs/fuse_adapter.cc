@@ -39,7 +39,11 @@ Caller CallerOf(fuse_req_t req) {
 
 void ReplyError(fuse_req_t req, const Status& status, const char* op) {
   const int err = ToErrno(status);
-  if (err == EIO) spdlog::warn("{}: {}", op, status.ToString());
+  if (err == EIO) {
+    spdlog::warn("{}: {}", op, status.ToString());
+  } else {
+    spdlog::debug("{}: {} ({})", op, status.ToString(), std::strerror(err));
+  }
   fuse_reply_err(req, err);
 }
 
@@ -70,6 +74,7 @@ void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Result<EntryReply> reply = ctx.fs->Lookup(parent, name);
   if (!reply.ok()) {
     if (reply.status().IsNotFound()) {
+      spdlog::debug("lookup: {}", reply.status().ToString());
       // A negative entry the kernel may cache for the attribute timeout.
       fuse_entry_param e{};
       e.entry_timeout = ctx.attr_timeout;

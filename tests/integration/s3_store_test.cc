@@ -100,6 +100,22 @@ TEST_F(S3StoreTest, GetIntoWritesIntoTheCallersBuffer) {
   EXPECT_EQ(missing.status().code(), "NoSuchKey");
 }
 
+TEST_F(S3StoreTest, UnsignedPayloadIsAcceptedAndStillAuthenticated) {
+  auto store = StoreWith([](S3Options& o) { o.unsigned_payload_from = 1; });
+  const std::string body(3 << 20, 'u');
+  ASSERT_TRUE(store->Put("unsigned", body, {}).ok());
+  Result<GetResult> got = store->Get("unsigned", {});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->body, body);
+  auto bad = StoreWith([](S3Options& o) {
+    o.unsigned_payload_from = 1;
+    o.credentials.secret_access_key = "wrong";
+  });
+  Result<PutResult> refused = bad->Put("unsigned-bad", body, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().kind(), ErrorKind::kAccessDenied);
+}
+
 TEST_F(S3StoreTest, WrongSecretIsSignatureMismatchWithoutRetry) {
   auto bad = StoreWith([](S3Options& o) { o.credentials.secret_access_key = "wrong"; });
   Result<ObjectInfo> head = bad->Head("anything");

@@ -114,6 +114,10 @@ ratio() { calc %.2f "($2 - $1) / $3"; }       # start end curl_seconds
 # Warm-up: the first object written to a fresh radosgw also creates its data pool (seconds).
 head -c $((8 << 20)) "$src" >"$work/warmup.bin"
 curl -sSf -o /dev/null -K "$work/auth.cfg" -T "$work/warmup.bin" "$ep/$bucket/warmup.bin"
+# So does the first multipart upload (its pool): warm that up too, outside the measurements.
+head -c $((80 << 20)) "$src" >"$work/warmup-mp.bin"
+S put warmup-mp.bin "$work/warmup-mp.bin"
+rm -f "$work/warmup.bin" "$work/warmup-mp.bin"
 t0=$(now)
 curl -sSf -o /dev/null -K "$work/auth.cfg" -T "$src" "$ep/$bucket/curl.bin"
 t1=$(now)

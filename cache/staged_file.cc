@@ -444,13 +444,13 @@ Status StagedFile::SyncHeld() {
   return Status::Ok();
 }
 
-Status StagedFile::Detach() {
+Status StagedFile::Detach(bool durable) {
   std::unique_lock gate(gate_);
   {
     std::lock_guard lock(mu_);
     STRATA_RETURN_IF_ERROR(CheckAttachedLocked());
   }
-  STRATA_RETURN_IF_ERROR(SyncHeld());
+  STRATA_RETURN_IF_ERROR(durable ? SyncHeld() : CompleteHeld());
   uint64_t reserved = 0;
   {
     std::lock_guard lock(mu_);
@@ -459,7 +459,8 @@ Status StagedFile::Detach() {
     reserved_ = 0;
   }
   area_->Release(reserved, /*file_gone=*/true);
-  // The data is on stable storage already; close cannot lose any of it.
+  // Durable: the data is on stable storage already, close cannot lose any of it. Otherwise the
+  // taker fsyncs the file before relying on it, which reports what close would.
   if (::close(fd_) != 0) spdlog::warn("staging: close {}: {}", path_, std::strerror(errno));
   fd_ = -1;
   return Status::Ok();

@@ -103,8 +103,10 @@ class StagedFile {
   // counts nor deletes the file; it stays at path(), complete and durable as after Sync, and the
   // taker owns it (and must move it out of the staging directory to keep it across restarts).
   // Read, Write, Truncate, Complete, Sync and Detach then fail with kInvalidArgument. On error
-  // the file stays attached and usable.
-  Status Detach();
+  // the file stays attached and usable. With `durable` false it only Completes the file (no
+  // fsync): for a taker that fsyncs the file and the directory it moves it into anyway, as
+  // UploadQueue::EnqueuePut does; until then a crash may lose it.
+  Status Detach(bool durable = true);
 
   const std::string& path() const { return path_; }
   uint64_t size() const;

@@ -398,7 +398,8 @@ Status Filesystem::CommitLocked(OpenWrite& write) {
   Result<std::shared_ptr<StagedFile>> staged = Staged(write);  // attributes-only changes
   if (!staged.ok()) return staged.status();
   info.size = (*staged)->size();
-  STRATA_RETURN_IF_ERROR((*staged)->Detach());
+  // EnqueuePut fsyncs the file and the directory it moves it into: no need to do it twice.
+  STRATA_RETURN_IF_ERROR((*staged)->Detach(/*durable=*/false));
   const std::string staged_path = (*staged)->path();
   // Kept open: later writes restage from it, whatever the queue does with the file meanwhile.
   const int fd = ::open(staged_path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -642,7 +643,7 @@ Status Filesystem::PutSmall(const std::string& key, const std::string& content,
   Result<std::shared_ptr<StagedFile>> staged = writes_.staging->Create(key, 0, SourceReader());
   if (!staged.ok()) return staged.status();
   if (!content.empty()) STRATA_RETURN_IF_ERROR((*staged)->Write(0, content));
-  STRATA_RETURN_IF_ERROR((*staged)->Detach());
+  STRATA_RETURN_IF_ERROR((*staged)->Detach(/*durable=*/false));  // EnqueuePut syncs it
   Result<uint64_t> sequence =
       writes_.queue->EnqueuePut(key, (*staged)->path(), content.size(), PutOptionsFor(info));
   if (!sequence.ok()) ::unlink((*staged)->path().c_str());

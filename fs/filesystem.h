@@ -220,6 +220,15 @@ class Filesystem {
   Result<std::optional<EntryInfo>> InfoFromPending(const std::string& path,
                                                    const PendingState& pending);
   Status CheckWritable() const;
+  // The target of a namespace change: `name` in `parent` and what is there now (nullopt: nothing).
+  // REQUIRES: namespace_mu_ held, so that it stays so until the change is queued.
+  struct NamedEntry {
+    std::string path;
+    std::optional<EntryInfo> existing;
+  };
+  Result<NamedEntry> Target(uint64_t parent, const std::string& name);
+  // Attributes of a new entry made by `caller`, modified now.
+  static EntryInfo NewEntry(EntryType type, mode_t mode, Caller caller);
   // Reads an object open for reading elsewhere into the chunk cache before it is deleted, so
   // those handles can finish reading it (small objects only).
   void KeepReadable(const std::string& path);

@@ -49,6 +49,25 @@ SourceReader LocalSource(std::shared_ptr<Fd> fd) {
 
 }  // namespace
 
+Result<Filesystem::NamedEntry> Filesystem::Target(uint64_t parent, const std::string& name) {
+  STRATA_RETURN_IF_ERROR(CheckWritable());
+  Result<std::string> path = ChildPath(parent, name);
+  if (!path.ok()) return path.status();
+  Result<std::optional<EntryInfo>> existing = Resolve(*path);
+  if (!existing.ok()) return existing.status();
+  return NamedEntry{std::move(*path), std::move(*existing)};
+}
+
+EntryInfo Filesystem::NewEntry(EntryType type, mode_t mode, Caller caller) {
+  EntryInfo info;
+  info.type = type;
+  info.mode = mode & 07777;
+  info.uid = caller.uid;
+  info.gid = caller.gid;
+  info.mtime = Now();
+  return info;
+}
+
 Status Filesystem::CheckWritable() const {
   if (!writable()) return PosixError(EROFS, "the filesystem is mounted read-only");
   return Status::Ok();
@@ -475,19 +494,18 @@ Result<size_t> Filesystem::ReadLocal(FileHandle& file, uint64_t offset, std::spa
 Result<std::pair<EntryReply, OpenReply>> Filesystem::Create(uint64_t parent,
                                                             const std::string& name, mode_t mode,
                                                             int flags, Caller caller) {
-  STRATA_RETURN_IF_ERROR(CheckWritable());
-  Result<std::string> path = ChildPath(parent, name);
-  if (!path.ok()) return path.status();
   std::unique_lock ns(namespace_mu_);
-  Result<std::optional<EntryInfo>> existing = Resolve(*path);
-  if (!existing.ok()) return existing.status();
-  if (*existing) {
-    if (flags & O_EXCL) return PosixError(EEXIST, "'" + *path + "' exists");
-    if ((*existing)->type == EntryType::kDirectory) {
-      return PosixError(EISDIR, "'" + *path + "' is a directory");
+  Result<NamedEntry> target_entry = Target(parent, name);
+  if (!target_entry.ok()) return target_entry.status();
+  const std::string& path = target_entry->path;
+  const std::optional<EntryInfo>& existing = target_entry->existing;
+  if (existing) {
+    if (flags & O_EXCL) return PosixError(EEXIST, "'" + path + "' exists");
+    if (existing->type == EntryType::kDirectory) {
+      return PosixError(EISDIR, "'" + path + "' is a directory");
     }
     ns.unlock();
-    const uint64_t ino = inodes_.Lookup(*path, (*existing)->type);
+    const uint64_t ino = inodes_.Lookup(path, existing->type);
     Result<OpenReply> opened = Open(ino, flags);
     if (!opened.ok()) {
       inodes_.Forget(ino, 1);
@@ -497,18 +515,13 @@ Result<std::pair<EntryReply, OpenReply>> Filesystem::Create(uint64_t parent,
     if (!st.ok()) return st.status();
     return std::make_pair(EntryReply{ino, *st}, *opened);
   }
-  Result<std::shared_ptr<StagedFile>> staged = writes_.staging->Create(*path, 0, SourceReader());
+  Result<std::shared_ptr<StagedFile>> staged = writes_.staging->Create(path, 0, SourceReader());
   if (!staged.ok()) return staged.status();
   auto write = std::make_shared<OpenWrite>();
-  EntryInfo info;
-  info.type = EntryType::kFile;
-  info.mode = mode & 07777;
-  info.uid = caller.uid;
-  info.gid = caller.gid;
-  info.mtime = Now();
+  const EntryInfo info = NewEntry(EntryType::kFile, mode, caller);
   {
     std::lock_guard lock(write->mu);
-    write->path = *path;
+    write->path = path;
     write->info = info;
     write->staged = *staged;
     write->dirty = true;
@@ -516,12 +529,12 @@ Result<std::pair<EntryReply, OpenReply>> Filesystem::Create(uint64_t parent,
   }
   {
     std::lock_guard lock(mu_);
-    open_writes_[*path] = write;  // any earlier one was unlinked (else Resolve found it)
+    open_writes_[path] = write;  // any earlier one was unlinked (else Resolve found it)
   }
-  const uint64_t ino = inodes_.Lookup(*path, EntryType::kFile);
+  const uint64_t ino = inodes_.Lookup(path, EntryType::kFile);
   auto file = std::make_shared<FileHandle>();
   file->ino = ino;
-  file->path = *path;
+  file->path = path;
   file->write = write;
   file->writer = true;
   file->append = (flags & O_APPEND) != 0;
@@ -652,72 +665,60 @@ Status Filesystem::PutSmall(const std::string& key, const std::string& content,
 
 Result<EntryReply> Filesystem::MkDir(uint64_t parent, const std::string& name, mode_t mode,
                                      Caller caller) {
-  STRATA_RETURN_IF_ERROR(CheckWritable());
-  Result<std::string> path = ChildPath(parent, name);
-  if (!path.ok()) return path.status();
   std::lock_guard ns(namespace_mu_);
-  Result<std::optional<EntryInfo>> existing = Resolve(*path);
-  if (!existing.ok()) return existing.status();
-  if (*existing) return PosixError(EEXIST, "'" + *path + "' exists");
-  EntryInfo info = DirectoryInfo();
-  info.mode = mode & 07777;
-  info.uid = caller.uid;
-  info.gid = caller.gid;
-  info.mtime = Now();
-  STRATA_RETURN_IF_ERROR(PutSmall(metadata_.KeyOf(*path) + "/", "", info));
-  Changed(*path);
-  const uint64_t ino = inodes_.Lookup(*path, EntryType::kDirectory);
+  Result<NamedEntry> target_entry = Target(parent, name);
+  if (!target_entry.ok()) return target_entry.status();
+  const std::string& path = target_entry->path;
+  const std::optional<EntryInfo>& existing = target_entry->existing;
+  if (existing) return PosixError(EEXIST, "'" + path + "' exists");
+  const EntryInfo info = NewEntry(EntryType::kDirectory, mode, caller);
+  STRATA_RETURN_IF_ERROR(PutSmall(metadata_.KeyOf(path) + "/", "", info));
+  Changed(path);
+  const uint64_t ino = inodes_.Lookup(path, EntryType::kDirectory);
   return EntryReply{ino, ToStat(ino, info)};
 }
 
 Result<EntryReply> Filesystem::Symlink(const std::string& target, uint64_t parent,
                                        const std::string& name, Caller caller) {
-  STRATA_RETURN_IF_ERROR(CheckWritable());
-  Result<std::string> path = ChildPath(parent, name);
-  if (!path.ok()) return path.status();
   if (target.empty() || target.size() >= 4096) {
     return PosixError(ENAMETOOLONG, "symlink target too long");
   }
   std::lock_guard ns(namespace_mu_);
-  Result<std::optional<EntryInfo>> existing = Resolve(*path);
-  if (!existing.ok()) return existing.status();
-  if (*existing) return PosixError(EEXIST, "'" + *path + "' exists");
-  EntryInfo info;
-  info.type = EntryType::kSymlink;
+  Result<NamedEntry> target_entry = Target(parent, name);
+  if (!target_entry.ok()) return target_entry.status();
+  const std::string& path = target_entry->path;
+  const std::optional<EntryInfo>& existing = target_entry->existing;
+  if (existing) return PosixError(EEXIST, "'" + path + "' exists");
+  EntryInfo info = NewEntry(EntryType::kSymlink, 0777, caller);
   info.size = target.size();
-  info.mode = 0777;
-  info.uid = caller.uid;
-  info.gid = caller.gid;
-  info.mtime = Now();
-  STRATA_RETURN_IF_ERROR(PutSmall(metadata_.KeyOf(*path), target, info));
-  Changed(*path);
-  const uint64_t ino = inodes_.Lookup(*path, EntryType::kSymlink);
+  STRATA_RETURN_IF_ERROR(PutSmall(metadata_.KeyOf(path), target, info));
+  Changed(path);
+  const uint64_t ino = inodes_.Lookup(path, EntryType::kSymlink);
   return EntryReply{ino, ToStat(ino, info)};
 }
 
 Status Filesystem::Unlink(uint64_t parent, const std::string& name) {
-  STRATA_RETURN_IF_ERROR(CheckWritable());
-  Result<std::string> path = ChildPath(parent, name);
-  if (!path.ok()) return path.status();
   std::lock_guard ns(namespace_mu_);
-  Result<std::optional<EntryInfo>> existing = Resolve(*path);
-  if (!existing.ok()) return existing.status();
-  if (!*existing) return Status::NotFound("no such entry '" + *path + "'");
-  if ((*existing)->type == EntryType::kDirectory) {
-    return PosixError(EISDIR, "'" + *path + "' is a directory");
+  Result<NamedEntry> target_entry = Target(parent, name);
+  if (!target_entry.ok()) return target_entry.status();
+  const std::string& path = target_entry->path;
+  const std::optional<EntryInfo>& existing = target_entry->existing;
+  if (!existing) return Status::NotFound("no such entry '" + path + "'");
+  if (existing->type == EntryType::kDirectory) {
+    return PosixError(EISDIR, "'" + path + "' is a directory");
   }
-  if (std::shared_ptr<OpenWrite> write = FindWrite(*path)) {
+  if (std::shared_ptr<OpenWrite> write = FindWrite(path)) {
     // Open handles keep reading and writing the staged data; nothing more is uploaded.
     std::unique_lock commit(write->commit_mu);
     std::lock_guard lock(mu_);
     std::lock_guard write_lock(write->mu);
     write->unlinked = true;
-    open_writes_.erase(*path);
+    open_writes_.erase(path);
   }
-  KeepReadable(*path);
-  Result<uint64_t> sequence = writes_.queue->EnqueueDelete(metadata_.KeyOf(*path));
-  inodes_.Unlink(*path);
-  Changed(*path);
+  KeepReadable(path);
+  Result<uint64_t> sequence = writes_.queue->EnqueueDelete(metadata_.KeyOf(path));
+  inodes_.Unlink(path);
+  Changed(path);
   return Await(sequence);
 }
 
@@ -742,24 +743,23 @@ void Filesystem::KeepReadable(const std::string& path) {
 }
 
 Status Filesystem::RmDir(uint64_t parent, const std::string& name) {
-  STRATA_RETURN_IF_ERROR(CheckWritable());
-  Result<std::string> path = ChildPath(parent, name);
-  if (!path.ok()) return path.status();
   std::lock_guard ns(namespace_mu_);
-  Result<std::optional<EntryInfo>> existing = Resolve(*path);
-  if (!existing.ok()) return existing.status();
-  if (!*existing) return Status::NotFound("no such entry '" + *path + "'");
-  if ((*existing)->type != EntryType::kDirectory) {
-    return PosixError(ENOTDIR, "'" + *path + "' is not a directory");
+  Result<NamedEntry> target_entry = Target(parent, name);
+  if (!target_entry.ok()) return target_entry.status();
+  const std::string& path = target_entry->path;
+  const std::optional<EntryInfo>& existing = target_entry->existing;
+  if (!existing) return Status::NotFound("no such entry '" + path + "'");
+  if (existing->type != EntryType::kDirectory) {
+    return PosixError(ENOTDIR, "'" + path + "' is not a directory");
   }
-  Result<std::shared_ptr<const DirListing>> listing = MergedListing(*path);
+  Result<std::shared_ptr<const DirListing>> listing = MergedListing(path);
   if (!listing.ok() && !listing.status().IsNotFound()) return listing.status();
   if (listing.ok() && !(*listing)->entries.empty()) {
-    return PosixError(ENOTEMPTY, "'" + *path + "' is not empty");
+    return PosixError(ENOTEMPTY, "'" + path + "' is not empty");
   }
-  Result<uint64_t> sequence = writes_.queue->EnqueueDelete(metadata_.KeyOf(*path) + "/");
-  inodes_.Unlink(*path);
-  Changed(*path);
+  Result<uint64_t> sequence = writes_.queue->EnqueueDelete(metadata_.KeyOf(path) + "/");
+  inodes_.Unlink(path);
+  Changed(path);
   return Await(sequence);
 }
 

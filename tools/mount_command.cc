@@ -181,7 +181,11 @@ class StartReport {
  public:
   explicit StartReport(int fd) : fd_(fd) {}
   void Send(const std::string& message) {
-    if (fd_ < 0) return;
+    if (fd_ < 0) {
+      // In the foreground nobody waits on a pipe: say it here.
+      if (message != "ok") std::cerr << "strata mount: " << message << "\n";
+      return;
+    }
     IgnoreError(WriteAll(message), "the parent reports a closed pipe as a failure");
     close(fd_);
     fd_ = -1;

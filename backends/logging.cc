@@ -4,6 +4,8 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace strata {
 
 Status SetupLogging(std::string_view level, const std::string& file) {
@@ -18,7 +20,8 @@ Status SetupLogging(std::string_view level, const std::string& file) {
         file.empty() ? spdlog::stderr_logger_mt("strata")
                      : spdlog::basic_logger_mt("strata", file, /*truncate=*/false);
     logger->set_level(parsed);
-    logger->flush_on(spdlog::level::warn);
+    // Debugging is for finding out what happened up to a crash: then every line is flushed.
+    logger->flush_on(std::min(parsed, spdlog::level::warn));
     spdlog::set_default_logger(std::move(logger));
   } catch (const spdlog::spdlog_ex& e) {
     return Status::Io("cannot open log file '" + file + "': " + e.what());

@@ -1,6 +1,7 @@
 #include "fs/filesystem.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -206,6 +207,8 @@ Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
     {
       std::lock_guard lock(w.mu);
       ++w.writers;
+      spdlog::debug("open '{}' for writing{}: {} writer(s)", w.path,
+                    (flags & O_TRUNC) ? " with O_TRUNC" : "", w.writers);
     }
     if (flags & O_TRUNC) {
       std::shared_lock commit(w.commit_mu);

@@ -410,7 +410,11 @@ Status Filesystem::CommitLocked(OpenWrite& write) {
   EntryInfo info;
   {
     std::lock_guard lock(write.mu);
-    if (!write.dirty || write.unlinked) return Status::Ok();
+    if (!write.dirty || write.unlinked) {
+      spdlog::debug("commit '{}': nothing to queue (dirty {}, unlinked {})", write.path,
+                    write.dirty, write.unlinked);
+      return Status::Ok();
+    }
     path = write.path;
     info = write.info;
   }
@@ -440,6 +444,7 @@ Status Filesystem::CommitLocked(OpenWrite& write) {
     ::unlink(staged_path.c_str());
     return sequence.status();
   }
+  spdlog::debug("commit '{}': {} bytes queued as #{}", path, info.size, *sequence);
   Changed(path);
   return Await(sequence);
 }
@@ -455,6 +460,7 @@ void Filesystem::DropWriteIfIdle(const std::shared_ptr<OpenWrite>& write) {
 void Filesystem::ReleaseWriter(const std::shared_ptr<OpenWrite>& write) {
   {
     std::lock_guard lock(write->mu);
+    spdlog::debug("release of a writer of '{}': {} left", write->path, write->writers - 1);
     if (--write->writers > 0) return;
   }
   if (Status st = Commit(*write); !st.ok()) {
@@ -531,6 +537,7 @@ Result<std::pair<EntryReply, OpenReply>> Filesystem::Create(uint64_t parent,
     std::lock_guard lock(mu_);
     open_writes_[path] = write;  // any earlier one was unlinked (else Resolve found it)
   }
+  spdlog::debug("create '{}'", path);
   const uint64_t ino = inodes_.Lookup(path, EntryType::kFile);
   auto file = std::make_shared<FileHandle>();
   file->ino = ino;
@@ -717,6 +724,7 @@ Status Filesystem::Unlink(uint64_t parent, const std::string& name) {
   }
   KeepReadable(path);
   Result<uint64_t> sequence = writes_.queue->EnqueueDelete(metadata_.KeyOf(path));
+  if (sequence.ok()) spdlog::debug("unlink '{}': delete queued as #{}", path, *sequence);
   inodes_.Unlink(path);
   Changed(path);
   return Await(sequence);
@@ -816,6 +824,8 @@ Status Filesystem::Rename(uint64_t parent, const std::string& name, uint64_t new
   Result<uint64_t> sequence =
       writes_.queue->EnqueueRename(metadata_.KeyOf(*from), metadata_.KeyOf(*to));
   if (!sequence.ok()) return sequence.status();
+  spdlog::debug("rename '{}' -> '{}': queued as #{} (open write: {})", *from, *to, *sequence,
+                write != nullptr);
   if (write) {
     std::lock_guard lock(mu_);
     std::lock_guard write_lock(write->mu);

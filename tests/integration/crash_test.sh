@@ -49,8 +49,9 @@ set_fault_rate() { python3 "$writer" fault "$mnt" "$1"; }  # the xattr setfattr 
 daemon_log() { echo "     daemon log ($log), last lines:"; tail -n 15 "$log" | sed 's/^/     | /'; }
 
 start_daemon() {  # start_daemon MOUNT_OPTION...: the daemon in the foreground, in the background
-  "$strata" mount "s3://$bucket" "$mnt" --endpoint "$ep" --cache-dir "$cache" --attr-ttl 1 \
-    --drain-timeout 10 -f "$@" >>"$log" 2>&1 &
+  # Debug logging (flushed line by line) keeps the daemon's view of each operation for a failure.
+  "$strata" --log-level debug mount "s3://$bucket" "$mnt" --endpoint "$ep" --cache-dir "$cache" \
+    --attr-ttl 1 --drain-timeout 10 -f "$@" >>"$log" 2>&1 &
   daemon=$!
   for _ in $(seq 300); do
     is_mounted "$mnt" && return 0

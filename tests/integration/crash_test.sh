@@ -69,10 +69,13 @@ detach() {  # lazily unmounts the (dead) mount
   echo "     cannot detach $mnt" >&2
   return 1
 }
-kill_daemon() {  # SIGKILL, then the mount is dead: detach it
+kill_only() {  # SIGKILL; the dead mount stays attached (its users get ENOTCONN)
   kill -9 "$daemon" 2>/dev/null
   wait "$daemon" 2>/dev/null
   daemon=""
+}
+kill_daemon() {  # SIGKILL, then the mount is dead: detach it
+  kill_only
   detach
 }
 stop_daemon() {  # clean unmount; the daemon drains (bounded by --drain-timeout) and exits
@@ -171,13 +174,17 @@ one_round() {
     daemon_log
   fi
   killed_at=$(date +%s.%N)
-  kill_daemon
+  # Detach only once the writer has stopped: a detached mount point is the plain directory
+  # below it, where a writer that has not noticed the kill yet would create files that
+  # succeed and vanish at the next mount.
+  kill_only
   for _ in $(seq 150); do kill -0 "$wpid" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "$wpid" 2>/dev/null; then
     bad "$label round $round: the writer hangs on the dead mount"
     kill -9 "$wpid" 2>/dev/null
   fi
   wait "$wpid"; rc=$?
+  detach
   read -r stopped_at message < <(tail -n 1 "$work/writer.err")
   echo "     round $round: killed after ${ms} ms; $message"
   local when="after the kill"

@@ -418,10 +418,10 @@ PendingState QueueSchedule::Pending(const std::string& key) const {
 std::vector<std::pair<std::string, PendingState>> QueueSchedule::PendingUnder(
     const std::string& prefix) const {
   std::vector<std::pair<std::string, PendingState>> out;
-  for (const auto& [key, seqs] : by_key_) {
-    if (key.starts_with(prefix)) out.emplace_back(key, Pending(key));
+  for (auto it = by_key_.lower_bound(prefix); it != by_key_.end() && it->first.starts_with(prefix);
+       ++it) {
+    out.emplace_back(it->first, Pending(it->first));
   }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return out;
 }
 

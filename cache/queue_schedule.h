@@ -149,7 +149,8 @@ class QueueSchedule {
   uint64_t dead_ = 0;
   uint64_t staged_bytes_ = 0;
   std::map<uint64_t, Entry> entries_;
-  std::unordered_map<std::string, std::deque<uint64_t>> by_key_;
+  // Ordered, so that PendingUnder finds a prefix's keys without visiting the others.
+  std::map<std::string, std::deque<uint64_t>> by_key_;
   std::set<uint64_t> ready_;  // heads that may run now, oldest first
   // Retired sequence numbers (dropped entries, rename tickets) -> live entries they wait for,
   // and the reverse. Entries leave both once resolved.

@@ -217,8 +217,7 @@ class Filesystem {
   // empty listing).
   Result<std::shared_ptr<const DirListing>> MergedListing(const std::string& dir,
                                                           bool check_self = true);
-  Result<std::optional<EntryInfo>> InfoFromPending(const std::string& path,
-                                                   const PendingState& pending);
+  Result<std::optional<EntryInfo>> InfoFromPending(const PendingState& pending);
   Status CheckWritable() const;
   // The target of a namespace change: `name` in `parent` and what is there now (nullopt: nothing).
   // REQUIRES: namespace_mu_ held, so that it stays so until the change is queued.

@@ -92,8 +92,7 @@ std::shared_ptr<Filesystem::OpenWrite> Filesystem::FindWrite(const std::string& 
   return it == open_writes_.end() ? nullptr : it->second;
 }
 
-Result<std::optional<EntryInfo>> Filesystem::InfoFromPending(const std::string& path,
-                                                             const PendingState& pending) {
+Result<std::optional<EntryInfo>> Filesystem::InfoFromPending(const PendingState& pending) {
   if (pending.kind == PendingState::Kind::kPut) {
     EntryInfo info;
     info.size = pending.put.size;
@@ -117,7 +116,6 @@ Result<std::optional<EntryInfo>> Filesystem::InfoFromPending(const std::string& 
     ApplyPosixMetadata(head->metadata, info);
     return std::optional<EntryInfo>(info);
   }
-  (void)path;
   return std::optional<EntryInfo>();
 }
 
@@ -139,7 +137,7 @@ Result<std::optional<EntryInfo>> Filesystem::Resolve(const std::string& path) {
   for (int attempt = 1;; ++attempt) {
     file = writes_.queue->Pending(key);
     if (file.kind != PendingState::Kind::kPut && file.kind != PendingState::Kind::kCopy) break;
-    Result<std::optional<EntryInfo>> info = InfoFromPending(path, file);
+    Result<std::optional<EntryInfo>> info = InfoFromPending(file);
     if (!info.ok() || *info) return info;
     // A pending copy whose source is gone finished meanwhile: look at the queue again.
     if (attempt == 5) return Status::Transient("'" + path + "' keeps changing; try again");
@@ -220,7 +218,7 @@ Result<std::shared_ptr<const DirListing>> Filesystem::MergedListing(const std::s
     }
     if (!ValidFileName(rest)) continue;
     if (live) {
-      Result<std::optional<EntryInfo>> info = InfoFromPending(JoinPath(dir, rest), state);
+      Result<std::optional<EntryInfo>> info = InfoFromPending(state);
       if (!info.ok()) return info.status();
       auto it = merged->entries.find(rest);
       if (*info && (it == merged->entries.end() || it->second.type != EntryType::kDirectory)) {

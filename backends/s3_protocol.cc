@@ -13,7 +13,9 @@ namespace {
 Result<pugi::xml_node> ParseDocument(pugi::xml_document& doc, std::string_view xml) {
   pugi::xml_parse_result parsed = doc.load_buffer(xml.data(), xml.size());
   if (!parsed) {
-    return Status::Internal(std::string("malformed XML from server: ") + parsed.description());
+    // A body cut short or garbled on the way: asking again can help.
+    return Status::Transient(std::string("malformed XML from server: ") + parsed.description())
+        .WithRemote(0, "GarbledBody");
   }
   return doc.document_element();
 }
@@ -108,9 +110,11 @@ Status StatusFromS3Error(int http_status, std::string_view code, std::string_vie
   if (http_status == 404) return make(ErrorKind::kNotFound);
   if (http_status == 401 || http_status == 403) return make(ErrorKind::kAccessDenied);
   if (http_status == 412) return make(ErrorKind::kPreconditionFailed);
-  if (http_status == 429 || http_status >= 500) return make(ErrorKind::kTransient);
-  if (http_status == 400 || http_status == 416) return make(ErrorKind::kInvalidArgument);
   if (http_status == 501) return make(ErrorKind::kNotSupported);
+  if (http_status == 408 || http_status == 429 || http_status >= 500) {
+    return make(ErrorKind::kTransient);
+  }
+  if (http_status == 400 || http_status == 416) return make(ErrorKind::kInvalidArgument);
   return make(ErrorKind::kInternal);
 }
 

@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "backends/s3_outcome.h"
 #include "backends/s3_protocol.h"
 #include "backends/thread_annotations.h"
 
@@ -72,6 +73,13 @@ class S3Store::HandlePool {
     }
     ~Lease() {
       if (curl_ != nullptr) pool_.Release(curl_);
+    }
+    // Closes the handle's connection instead of keeping it: after a transport failure or an
+    // error answer it may hold leftovers (an unread body, a half-sent request) that would
+    // garble the next exchange on it.
+    void Discard() {
+      if (curl_ != nullptr) curl_easy_cleanup(curl_);
+      curl_ = nullptr;
     }
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
@@ -181,43 +189,6 @@ ObjectInfo InfoFromGet(std::string_view key, const S3Store::Response& response) 
   return info;
 }
 
-Status StatusFromCurl(CURLcode code, const char* error_buffer, const std::string& endpoint) {
-  std::string detail = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code);
-  auto transient = [&](const char* remote_code, std::string message) {
-    return Status::Transient(std::move(message)).WithRemote(0, remote_code);
-  };
-  switch (code) {
-    case CURLE_COULDNT_CONNECT:
-      return transient("ConnectFailed", "cannot connect to " + endpoint + ": " + detail);
-    case CURLE_COULDNT_RESOLVE_HOST:
-      return transient("ResolveFailed", "cannot resolve the host of " + endpoint + ": " + detail);
-    case CURLE_OPERATION_TIMEDOUT:
-      return transient("Timeout", "timed out talking to " + endpoint + ": " + detail);
-    case CURLE_PARTIAL_FILE:
-      return transient("ShortBody", "the response body ended early: " + detail);
-    case CURLE_GOT_NOTHING:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return transient("ConnectionReset", "connection to " + endpoint + " failed: " + detail);
-    case CURLE_SSL_CONNECT_ERROR:
-      return transient("TlsError", "TLS handshake with " + endpoint + " failed: " + detail);
-    case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_CERTPROBLEM:
-      return Status::InvalidArgument("TLS certificate of " + endpoint + " not accepted: " + detail)
-          .WithRemote(0, "TlsError");
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
-      return Status::InvalidArgument("bad endpoint URL " + endpoint + ": " + detail)
-          .WithRemote(0, "BadEndpoint");
-    default:
-      return Status::Internal("HTTP client error talking to " + endpoint + ": " + detail)
-          .WithRemote(0, "CurlError");
-  }
-}
-
 }  // namespace
 
 // Where a response goes while curl receives it. Callbacks return a short count to abort the
@@ -294,6 +265,18 @@ size_t ReadBody(char* buffer, size_t size, size_t count, void* user) {
   std::memcpy(buffer, source->data.data() + source->offset, n);
   source->offset += n;
   return n;
+}
+
+// curl rewinds the body when it resends a request by itself (a kept-alive connection that
+// turned out closed, a reset while sending): without this it fails with "necessary data rewind
+// wasn't possible".
+int SeekBody(void* user, curl_off_t offset, int origin) {
+  auto* source = static_cast<BodySource*>(user);
+  if (origin != SEEK_SET || offset < 0 || static_cast<uint64_t>(offset) > source->data.size()) {
+    return CURL_SEEKFUNC_CANTSEEK;
+  }
+  source->offset = static_cast<size_t>(offset);
+  return CURL_SEEKFUNC_OK;
 }
 
 bool ValidBucketName(std::string_view bucket, bool dns_compatible) {
@@ -383,7 +366,7 @@ S3Counters S3Store::counters() const {
                     bytes_received_.load(), bytes_sent_.load()};
 }
 
-Result<S3Store::Response> S3Store::Execute(const Request& request) {
+Result<S3Store::Response> S3Store::Execute(const Request& request, const ResponseCheck& check) {
   const bool unsigned_body = request.has_body && options_.unsigned_payload_from > 0 &&
                              request.body.size() >= options_.unsigned_payload_from;
   const std::string payload_hash = !request.has_body ? std::string(kEmptyPayloadSha256)
@@ -392,6 +375,10 @@ Result<S3Store::Response> S3Store::Execute(const Request& request) {
   std::optional<std::mt19937_64> rng;
   for (int attempt = 1;; ++attempt) {
     Result<Response> response = ExecuteOnce(request, payload_hash);
+    if (response.ok() && check) {
+      // A body that arrived whole by its framing may still be cut or garbled inside.
+      if (Status checked = check(*response); !checked.ok()) response = std::move(checked);
+    }
     if (response.ok() || !response.status().retryable() || !options_.retry.ShouldRetry(attempt)) {
       return response;
     }
@@ -402,6 +389,19 @@ Result<S3Store::Response> S3Store::Execute(const Request& request) {
     retries_.fetch_add(1, std::memory_order_relaxed);
     clock_->SleepFor(delay);
   }
+}
+
+template <typename T, typename Parse>
+Result<T> S3Store::ExecuteParsed(const Request& request, Parse parse) {
+  std::optional<T> out;
+  Result<Response> response = Execute(request, [&](Response& r) -> Status {
+    Result<T> parsed = parse(r);
+    if (!parsed.ok()) return parsed.status();
+    out = std::move(parsed).value();
+    return Status::Ok();
+  });
+  if (!response.ok()) return response.status();
+  return std::move(*out);
 }
 
 Result<S3Store::Response> S3Store::ExecuteOnce(const Request& request,
@@ -463,6 +463,8 @@ Result<S3Store::Response> S3Store::ExecuteOnce(const Request& request,
     curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(curl, CURLOPT_READFUNCTION, ReadBody);
     curl_easy_setopt(curl, CURLOPT_READDATA, &body_source);
+    curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, SeekBody);
+    curl_easy_setopt(curl, CURLOPT_SEEKDATA, &body_source);
     curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
     if (request.method == "POST") curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "POST");
   } else if (request.method != "GET") {
@@ -477,16 +479,22 @@ Result<S3Store::Response> S3Store::ExecuteOnce(const Request& request,
   bytes_received_.fetch_add(response.body_size, std::memory_order_relaxed);
   bytes_sent_.fetch_add(body_source.offset, std::memory_order_relaxed);
   if (sink.overflow) {
-    return Status::InvalidArgument("response body larger than the " +
-                                   std::to_string(request.body_dest.size()) + "-byte buffer");
+    lease.Discard();
+    return s3::GarbledBody("response body larger than the " +
+                               std::to_string(request.body_dest.size()) + "-byte buffer",
+                           "more bytes than asked for");
   }
-  if (code != CURLE_OK) return StatusFromCurl(code, error_buffer, endpoint_url_);
+  if (code != CURLE_OK) {
+    lease.Discard();
+    return s3::StatusFromCurl(code, error_buffer, endpoint_url_);
+  }
 
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.http_status);
   if (response.http_status >= 200 && response.http_status < 300) {
     if (request.method != "HEAD") {
       const std::string length = HeaderValue(response.headers, "content-length");
       if (!length.empty() && std::strtoull(length.c_str(), nullptr, 10) != response.body_size) {
+        lease.Discard();
         return Status::Transient("response body of " + std::to_string(response.body_size) +
                                  " bytes, expected " + length)
             .WithRemote(static_cast<int>(response.http_status), "ShortBody");
@@ -495,10 +503,8 @@ Result<S3Store::Response> S3Store::ExecuteOnce(const Request& request,
     return response;
   }
   const int http_status = static_cast<int>(response.http_status);
-  if (std::optional<s3::ErrorBody> error = s3::ParseError(response.body)) {
-    return s3::StatusFromS3Error(http_status, error->code, error->message);
-  }
-  return s3::StatusFromS3Error(http_status, "", "HTTP " + std::to_string(http_status));
+  if (http_status >= 500) lease.Discard();
+  return s3::StatusFromHttpAnswer(http_status, response.body);
 }
 
 void S3Store::SetCommonOptions(CURL* curl, const std::string& url, char* error_buffer,
@@ -559,24 +565,25 @@ Result<S3Store::Response> S3Store::GetImpl(std::string_view key, const GetOption
   if (!options.if_match.empty()) {
     request.headers.emplace_back("if-match", "\"" + options.if_match + "\"");
   }
-  Result<Response> response = Execute(request);
-  if (!response.ok()) return response.status();
-  if (response->http_status == 206) {
-    // "bytes 0-9/443": the range must start where asked.
-    const std::string content_range = HeaderValue(response->headers, "content-range");
-    const size_t space = content_range.find(' ');
-    if (space == std::string::npos || content_range.rfind('/') == std::string::npos ||
-        std::strtoull(content_range.c_str() + space + 1, nullptr, 10) != options.range->offset) {
-      return Status::Internal("server answered range '" + content_range + "' for offset " +
-                              std::to_string(options.range->offset));
+  return Execute(request, [&](Response& r) -> Status {
+    if (r.http_status == 206) {
+      // "bytes 0-9/443": the range must start where asked.
+      const std::string content_range = HeaderValue(r.headers, "content-range");
+      const size_t space = content_range.find(' ');
+      if (space == std::string::npos || content_range.rfind('/') == std::string::npos ||
+          std::strtoull(content_range.c_str() + space + 1, nullptr, 10) != options.range->offset) {
+        return s3::GarbledBody("server answered range '" + content_range + "' for offset " +
+                                   std::to_string(options.range->offset),
+                               "wrong range");
+      }
+    } else if (options.range && options.range->offset != 0) {
+      return Status::Internal("server ignored the Range header for '" + std::string(key) + "'");
     }
-  } else if (options.range && options.range->offset != 0) {
-    return Status::Internal("server ignored the Range header for '" + std::string(key) + "'");
-  }
-  if (expected_length && response->body_size > *expected_length) {
-    return Status::Internal("server returned more bytes than the range asked for");
-  }
-  return response;
+    if (expected_length && r.body_size > *expected_length) {
+      return s3::GarbledBody("server returned more bytes than the range asked for", "too long");
+    }
+    return Status::Ok();
+  });
 }
 
 Result<PutResult> S3Store::Put(std::string_view key, std::string_view body,
@@ -592,9 +599,8 @@ Result<std::string> S3Store::CreateMultipartUpload(std::string_view key,
                                                    const PutOptions& options) {
   Request request{.method = "POST", .key = std::string(key), .query = {{"uploads", ""}}};
   STRATA_RETURN_IF_ERROR(AddPutHeaders(options, request.headers));
-  Result<Response> response = Execute(request);
-  if (!response.ok()) return response.status();
-  return s3::ParseInitiateMultipartUpload(response->body);
+  return ExecuteParsed<std::string>(
+      request, [](Response& r) { return s3::ParseInitiateMultipartUpload(r.body); });
 }
 
 Result<PartInfo> S3Store::UploadPart(std::string_view key, std::string_view upload_id,
@@ -620,11 +626,16 @@ Result<PutResult> S3Store::CompleteMultipartUpload(std::string_view key, std::st
                   .headers = {{"content-type", "application/xml"}},
                   .body = body,
                   .has_body = true};
-  Result<Response> response = Execute(request);
+  std::string etag;
+  Result<Response> response = Execute(request, [&](Response& r) -> Status {
+    // HTTP 200 with an <Error> body (InternalError: retried) is possible here.
+    Result<std::string> parsed = s3::ParseEtagResult(r.body, "CompleteMultipartUploadResult");
+    if (!parsed.ok()) return parsed.status();
+    etag = std::move(parsed).value();
+    return Status::Ok();
+  });
   if (!response.ok()) return response.status();
-  Result<std::string> etag = s3::ParseEtagResult(response->body, "CompleteMultipartUploadResult");
-  if (!etag.ok()) return etag.status();
-  if (!etag->empty()) return PutResult{std::move(etag).value()};
+  if (!etag.empty()) return PutResult{std::move(etag)};
   // Some servers (radosgw 16) answer <ETag></ETag>: take the header, else ask.
   if (std::string header = s3::UnquoteEtag(HeaderValue(response->headers, "etag"));
       !header.empty()) {
@@ -648,9 +659,8 @@ Result<std::vector<PartInfo>> S3Store::ListParts(std::string_view key, std::stri
     Request request{
         .method = "GET", .key = std::string(key), .query = {{"uploadId", std::string(upload_id)}}};
     if (!marker.empty()) request.query.emplace_back("part-number-marker", marker);
-    Result<Response> response = Execute(request);
-    if (!response.ok()) return response.status();
-    Result<s3::ListPartsPage> page = s3::ParseListParts(response->body);
+    Result<s3::ListPartsPage> page = ExecuteParsed<s3::ListPartsPage>(
+        request, [](Response& r) { return s3::ParseListParts(r.body); });
     if (!page.ok()) return page.status();
     parts.insert(parts.end(), page->parts.begin(), page->parts.end());
     if (!page->truncated) return parts;
@@ -672,9 +682,8 @@ Result<std::vector<MultipartUpload>> S3Store::ListMultipartUploads(std::string_v
     if (!prefix.empty()) request.query.emplace_back("prefix", std::string(prefix));
     if (!key_marker.empty()) request.query.emplace_back("key-marker", key_marker);
     if (!upload_id_marker.empty()) request.query.emplace_back("upload-id-marker", upload_id_marker);
-    Result<Response> response = Execute(request);
-    if (!response.ok()) return response.status();
-    Result<s3::ListUploadsPage> page = s3::ParseListMultipartUploads(response->body);
+    Result<s3::ListUploadsPage> page = ExecuteParsed<s3::ListUploadsPage>(
+        request, [](Response& r) { return s3::ParseListMultipartUploads(r.body); });
     if (!page.ok()) return page.status();
     uploads.insert(uploads.end(), page->uploads.begin(), page->uploads.end());
     if (!page->truncated) return uploads;
@@ -699,9 +708,8 @@ Result<ListPage> S3Store::List(const ListOptions& options) {
     request.query.emplace_back("continuation-token", options.continuation_token);
   }
   if (!options.start_after.empty()) request.query.emplace_back("start-after", options.start_after);
-  Result<Response> response = Execute(request);
-  if (!response.ok()) return response.status();
-  return s3::ParseListObjectsV2(response->body);
+  return ExecuteParsed<ListPage>(request,
+                                 [](Response& r) { return s3::ParseListObjectsV2(r.body); });
 }
 
 Result<PutResult> S3Store::Copy(std::string_view source_key, std::string_view dest_key,
@@ -721,9 +729,8 @@ Result<PutResult> S3Store::Copy(std::string_view source_key, std::string_view de
   } else {
     request.headers.emplace_back("x-amz-metadata-directive", "COPY");
   }
-  Result<Response> response = Execute(request);
-  if (!response.ok()) return response.status();
-  Result<std::string> etag = s3::ParseEtagResult(response->body, "CopyObjectResult");
+  Result<std::string> etag = ExecuteParsed<std::string>(
+      request, [](Response& r) { return s3::ParseEtagResult(r.body, "CopyObjectResult"); });
   if (!etag.ok()) return etag.status();
   return PutResult{std::move(etag).value()};
 }
@@ -748,9 +755,8 @@ Result<std::vector<DeleteFailure>> S3Store::DeleteBatch(const std::vector<std::s
         .headers = {{"content-type", "application/xml"}, {"content-md5", Md5Base64(body)}},
         .body = body,
         .has_body = true};
-    Result<Response> response = Execute(request);
-    if (!response.ok()) return response.status();
-    Result<std::vector<DeleteFailure>> page = s3::ParseDeleteResult(response->body);
+    Result<std::vector<DeleteFailure>> page = ExecuteParsed<std::vector<DeleteFailure>>(
+        request, [](Response& r) { return s3::ParseDeleteResult(r.body); });
     if (!page.ok()) return page.status();
     failures.insert(failures.end(), page->begin(), page->end());
   }
@@ -788,7 +794,7 @@ Result<int> S3Store::ProbeEndpoint() {
                    static_cast<long>(options_.connect_timeout.count()) * 2);
   requests_.fetch_add(1, std::memory_order_relaxed);
   const CURLcode code = curl_easy_perform(curl);
-  if (code != CURLE_OK) return StatusFromCurl(code, error_buffer, endpoint_url_);
+  if (code != CURLE_OK) return s3::StatusFromCurl(code, error_buffer, endpoint_url_);
   long http_status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &http_status);
   return static_cast<int>(http_status);

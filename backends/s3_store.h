@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -117,9 +118,16 @@ class S3Store final : public ObjectStore {
  private:
   explicit S3Store(S3Options options);
 
-  // Sends `request`, retrying transient failures per options_.retry. An HTTP status outside
-  // 2xx becomes an error Status built from the S3 error body.
-  Result<Response> Execute(const Request& request);
+  // Checks a 2xx response (parses its body); a transient error means "cut or garbled on the
+  // way" and is retried like a transport failure.
+  using ResponseCheck = std::function<Status(Response& response)>;
+
+  // Sends `request`, retrying transient failures (and transient `check` failures) per
+  // options_.retry. An HTTP status outside 2xx becomes an error Status (s3_outcome.h).
+  Result<Response> Execute(const Request& request, const ResponseCheck& check = {});
+  // Execute, then `parse(response)` -> Result<T> inside the retry loop.
+  template <typename T, typename Parse>
+  Result<T> ExecuteParsed(const Request& request, Parse parse);
   Result<Response> GetImpl(std::string_view key, const GetOptions& options, std::span<char> dest);
   Result<Response> ExecuteOnce(const Request& request, const std::string& payload_hash);
 

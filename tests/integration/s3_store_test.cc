@@ -286,5 +286,114 @@ TEST(S3StoreRetryTest, KeysAreEncodedOnceInThePath) {
             "GET /bucket/a%20b/%2B%25%3D%26%3F%23/../%C3%BC HTTP/1.1");
 }
 
+ScriptedResponse ListBody(std::string keys_xml) {
+  return {.status = 200,
+          .headers = {{"Content-Type", "application/xml"}},
+          .body =
+              "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><IsTruncated>false"
+              "</IsTruncated>" +
+              keys_xml + "</ListBucketResult>"};
+}
+
+const char* kTwoKeys =
+    "<Contents><Key>a</Key><Size>1</Size></Contents><Contents><Key>b</Key><Size>2</Size>"
+    "</Contents>";
+
+TEST(S3StoreRetryTest, ResetWhileSendingTheBodyIsTransientAndTheBodyIsSentAgain) {
+  const std::string body(256 * 1024, 'x');
+  {
+    ScriptedHttpServer server(
+        std::vector<ScriptedResponse>{ScriptedResponse{.reset_after_request_bytes = 1000}});
+    FakeClock clock;
+    auto store = StoreFor(server, clock, /*max_attempts=*/1);
+    Status st = store->Put("key", body, {}).status();
+    EXPECT_TRUE(st.retryable()) << st.ToString();
+  }
+  ScriptedHttpServer server(
+      {{.reset_after_request_bytes = 1000}, {.status = 200, .headers = {{"ETag", "\"e\""}}}});
+  FakeClock clock;
+  auto store = StoreFor(server, clock);
+  Result<PutResult> put = store->Put("key", body, {});
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_EQ(put->etag, "e");
+  EXPECT_EQ(server.requests(), 2);
+}
+
+TEST(S3StoreRetryTest, PutAfterTheServerClosedAKeptAliveConnection) {
+  // The connection curl keeps is closed by the server after the first answer: the next
+  // request with a body must go out whole on a new connection.
+  ScriptedResponse closing = Object("1");
+  closing.close_after_answer = true;
+  ScriptedHttpServer server(
+      {closing, {.status = 200, .headers = {{"ETag", "\"e\""}}}, Object("2")});
+  FakeClock clock;
+  auto store = StoreFor(server, clock, /*max_attempts=*/1);
+  ASSERT_TRUE(store->Get("k", {}).ok());
+  Result<PutResult> put = store->Put("key", std::string(1 << 20, 'y'), {});
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_TRUE(store->Get("k", {}).ok());
+}
+
+TEST(S3StoreRetryTest, TruncatedChunkedListIsRetried) {
+  ScriptedResponse cut = ListBody(kTwoKeys);
+  cut.chunked = true;
+  cut.cut_after = 60;
+  {
+    ScriptedHttpServer server({cut});
+    FakeClock clock;
+    auto store = StoreFor(server, clock, /*max_attempts=*/1);
+    Status st = store->List(ListOptions{}).status();
+    EXPECT_TRUE(st.retryable()) << st.ToString();
+  }
+  ScriptedResponse whole = ListBody(kTwoKeys);
+  whole.chunked = true;
+  ScriptedHttpServer server({cut, whole});
+  FakeClock clock;
+  auto store = StoreFor(server, clock);
+  Result<ListPage> page = store->List(ListOptions{});
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page->objects.size(), 2u);
+  EXPECT_EQ(server.requests(), 2);
+}
+
+TEST(S3StoreRetryTest, GarbledListBodyIsRetried) {
+  ScriptedResponse garbled = ListBody(kTwoKeys);
+  garbled.body.replace(garbled.body.size() / 2, 8, "<<<<\x01\x02>>");
+  ScriptedHttpServer server({garbled, ListBody(kTwoKeys)});
+  FakeClock clock;
+  auto store = StoreFor(server, clock);
+  Result<ListPage> page = store->List(ListOptions{});
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page->objects.size(), 2u);
+  EXPECT_EQ(server.requests(), 2);
+}
+
+TEST(S3StoreRetryTest, ServerErrorsToHeadAreRetried) {
+  // A HEAD answer has no body: only the status says what happened.
+  ScriptedHttpServer server(
+      {{.status = 503},
+       {.status = 500},
+       {.status = 200,
+        .headers = {{"ETag", "\"abc\""}, {"Last-Modified", "Wed, 12 Oct 2009 17:50:00 GMT"}},
+        .body = "0123456789"}});
+  FakeClock clock;
+  auto store = StoreFor(server, clock);
+  Result<ObjectInfo> info = store->Head("key");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_EQ(info->size, 10u);
+  EXPECT_EQ(server.requests(), 3);
+}
+
+TEST(S3StoreRetryTest, ServerErrorWithAnUnreadableBodyIsRetried) {
+  ScriptedHttpServer server({{.status = 502, .body = "<html>bad gateway</html>"},
+                             {.status = 500, .body = "<Err"},
+                             Object("ok")});
+  FakeClock clock;
+  auto store = StoreFor(server, clock);
+  Result<GetResult> got = store->Get("key", {});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->body, "ok");
+}
+
 }  // namespace
 }  // namespace strata

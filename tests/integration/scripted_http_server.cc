@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -88,6 +90,29 @@ void ScriptedHttpServer::HandleConnection(int fd) {
       const size_t at = head.find(name);
       if (at != std::string::npos) body_length = std::strtoull(head.c_str() + at + 15, nullptr, 10);
     }
+    std::optional<size_t> reset_after;
+    {
+      std::lock_guard lock(mu_);
+      if (next_ < script_.size()) reset_after = script_[next_].reset_after_request_bytes;
+    }
+    if (reset_after) {
+      // Take the head and part of the body, then reset: the client sees it mid-send.
+      while (buffer.size() < head_end + 4 + std::min(*reset_after, body_length)) {
+        char chunk[65536];
+        const ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+        if (n <= 0) break;
+        buffer.append(chunk, static_cast<size_t>(n));
+      }
+      {
+        std::lock_guard lock(mu_);
+        heads_.push_back(head);
+        ++next_;
+      }
+      requests_++;
+      linger hard{1, 0};
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+      return;  // the caller closes: RST
+    }
     while (buffer.size() < head_end + 4 + body_length) {
       char chunk[65536];
       const ssize_t n = recv(fd, chunk, sizeof chunk, 0);
@@ -112,11 +137,21 @@ void ScriptedHttpServer::HandleConnection(int fd) {
     const bool is_head = head.rfind("HEAD ", 0) == 0;
     std::string out = "HTTP/1.1 " + std::to_string(response.status) + " Scripted\r\n";
     for (const auto& [name, value] : response.headers) out += name + ": " + value + "\r\n";
-    out += "Content-Length: " + std::to_string(response.body.size()) + "\r\n\r\n";
-    if (!is_head) {
-      out += response.cut_after ? response.body.substr(0, *response.cut_after) : response.body;
+    std::string body = response.body;
+    if (response.chunked && !is_head) {
+      // Two chunks and the terminating one; cut_after cuts this encoded stream.
+      const size_t half = body.size() / 2;
+      char size1[32], size2[32];
+      std::snprintf(size1, sizeof size1, "%zx\r\n", half);
+      std::snprintf(size2, sizeof size2, "%zx\r\n", body.size() - half);
+      body = std::string(size1) + body.substr(0, half) + "\r\n" + size2 + body.substr(half) +
+             "\r\n0\r\n\r\n";
+      out += "Transfer-Encoding: chunked\r\n\r\n";
+    } else {
+      out += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
     }
-    if (!SendAll(fd, out) || response.cut_after) return;
+    if (!is_head) out += response.cut_after ? body.substr(0, *response.cut_after) : body;
+    if (!SendAll(fd, out) || response.cut_after || response.close_after_answer) return;
   }
 }
 

@@ -24,6 +24,13 @@ struct ScriptedResponse {
   std::optional<size_t> cut_after{};
   // Read the request, then close the connection without answering.
   bool close_without_answer = false;
+  // Read the request head and only this many bytes of its body, then reset the connection
+  // (RST) without answering.
+  std::optional<size_t> reset_after_request_bytes{};
+  // Send the body with Transfer-Encoding: chunked (cut_after then cuts the chunk stream).
+  bool chunked = false;
+  // Answer, then close the connection although the answer announced keep-alive.
+  bool close_after_answer = false;
 };
 
 class ScriptedHttpServer {

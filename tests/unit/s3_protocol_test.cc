@@ -81,10 +81,12 @@ TEST(S3ProtocolTest, TruncatedListingNeedsToken) {
           .ok());
 }
 
-TEST(S3ProtocolTest, MalformedXmlIsAnError) {
+TEST(S3ProtocolTest, MalformedXmlIsATransientError) {
+  // A body cut short (a truncated chunked LIST) or garbled on the way: asking again can help.
   Result<ListPage> page = ParseListObjectsV2("<ListBucketResult><Contents>");
   ASSERT_FALSE(page.ok());
-  EXPECT_EQ(page.status().kind(), ErrorKind::kInternal);
+  EXPECT_EQ(page.status().kind(), ErrorKind::kTransient);
+  EXPECT_EQ(page.status().code(), "GarbledBody");
 }
 
 TEST(S3ProtocolTest, ErrorInsideHttp200IsReported) {

@@ -99,7 +99,7 @@ uint64_t FaultyStore::calls(StoreOp op) const {
   return calls_[static_cast<size_t>(op)];
 }
 
-std::optional<InjectedFault> FaultyStore::Decide(StoreOp op) {
+std::optional<InjectedFault> FaultyStore::Decide(StoreOp op, std::string_view key) {
   std::lock_guard lock(mu_);
   ++calls_[static_cast<size_t>(op)];
   std::optional<InjectedFault> chosen;
@@ -107,6 +107,9 @@ std::optional<InjectedFault> FaultyStore::Decide(StoreOp op) {
   // fail it, so that one rule's pattern does not depend on the others.
   for (Rule& rule : rules_) {
     if (rule.fault.op && *rule.fault.op != op) continue;
+    if (!rule.fault.key_contains.empty() && key.find(rule.fault.key_contains) == key.npos) {
+      continue;
+    }
     ++rule.seen;
     bool fail;
     if (rule.fraction) {
@@ -123,8 +126,8 @@ std::optional<InjectedFault> FaultyStore::Decide(StoreOp op) {
 }
 
 template <typename Call>
-auto FaultyStore::Run(StoreOp op, Call&& call) -> decltype(call()) {
-  std::optional<InjectedFault> fault = Decide(op);
+auto FaultyStore::Run(StoreOp op, std::string_view key, Call&& call) -> decltype(call()) {
+  std::optional<InjectedFault> fault = Decide(op, key);
   if (fault && fault->timing == FaultTiming::kBefore) return fault->status;
   auto result = call();
   if (fault) return fault->status;
@@ -134,7 +137,7 @@ auto FaultyStore::Run(StoreOp op, Call&& call) -> decltype(call()) {
 std::string FaultyStore::Describe() const { return "faulty(" + inner_.Describe() + ")"; }
 
 Result<ObjectInfo> FaultyStore::Head(std::string_view key) {
-  return Run(StoreOp::kHead, [&] { return inner_.Head(key); });
+  return Run(StoreOp::kHead, key, [&] { return inner_.Head(key); });
 }
 
 std::optional<uint64_t> FaultyStore::CutLength(uint64_t size) {
@@ -151,7 +154,7 @@ std::optional<uint64_t> FaultyStore::CutLength(uint64_t size) {
 }
 
 Result<GetResult> FaultyStore::Get(std::string_view key, const GetOptions& options) {
-  Result<GetResult> result = Run(StoreOp::kGet, [&] { return inner_.Get(key, options); });
+  Result<GetResult> result = Run(StoreOp::kGet, key, [&] { return inner_.Get(key, options); });
   if (!result.ok()) return result;
   if (std::optional<uint64_t> keep = CutLength(result->body.size())) result->body.resize(*keep);
   return result;
@@ -160,7 +163,7 @@ Result<GetResult> FaultyStore::Get(std::string_view key, const GetOptions& optio
 Result<GetIntoResult> FaultyStore::GetInto(std::string_view key, const GetOptions& options,
                                            std::span<char> dest) {
   Result<GetIntoResult> result =
-      Run(StoreOp::kGet, [&] { return inner_.GetInto(key, options, dest); });
+      Run(StoreOp::kGet, key, [&] { return inner_.GetInto(key, options, dest); });
   if (!result.ok()) return result;
   if (std::optional<uint64_t> keep = CutLength(result->bytes)) result->bytes = *keep;
   return result;
@@ -168,55 +171,58 @@ Result<GetIntoResult> FaultyStore::GetInto(std::string_view key, const GetOption
 
 Result<PutResult> FaultyStore::Put(std::string_view key, std::string_view body,
                                    const PutOptions& options) {
-  return Run(StoreOp::kPut, [&] { return inner_.Put(key, body, options); });
+  return Run(StoreOp::kPut, key, [&] { return inner_.Put(key, body, options); });
 }
 
 Result<std::string> FaultyStore::CreateMultipartUpload(std::string_view key,
                                                        const PutOptions& options) {
-  return Run(StoreOp::kCreateMultipart, [&] { return inner_.CreateMultipartUpload(key, options); });
+  return Run(StoreOp::kCreateMultipart, key,
+             [&] { return inner_.CreateMultipartUpload(key, options); });
 }
 
 Result<PartInfo> FaultyStore::UploadPart(std::string_view key, std::string_view upload_id,
                                          int part_number, std::string_view body) {
-  return Run(StoreOp::kUploadPart,
+  return Run(StoreOp::kUploadPart, key,
              [&] { return inner_.UploadPart(key, upload_id, part_number, body); });
 }
 
 Result<PutResult> FaultyStore::CompleteMultipartUpload(std::string_view key,
                                                        std::string_view upload_id,
                                                        const std::vector<PartInfo>& parts) {
-  return Run(StoreOp::kCompleteMultipart,
+  return Run(StoreOp::kCompleteMultipart, key,
              [&] { return inner_.CompleteMultipartUpload(key, upload_id, parts); });
 }
 
 Status FaultyStore::AbortMultipartUpload(std::string_view key, std::string_view upload_id) {
-  return Run(StoreOp::kAbortMultipart, [&] { return inner_.AbortMultipartUpload(key, upload_id); });
+  return Run(StoreOp::kAbortMultipart, key,
+             [&] { return inner_.AbortMultipartUpload(key, upload_id); });
 }
 
 Result<std::vector<PartInfo>> FaultyStore::ListParts(std::string_view key,
                                                      std::string_view upload_id) {
-  return Run(StoreOp::kListParts, [&] { return inner_.ListParts(key, upload_id); });
+  return Run(StoreOp::kListParts, key, [&] { return inner_.ListParts(key, upload_id); });
 }
 
 Result<std::vector<MultipartUpload>> FaultyStore::ListMultipartUploads(std::string_view prefix) {
-  return Run(StoreOp::kListMultipartUploads, [&] { return inner_.ListMultipartUploads(prefix); });
+  return Run(StoreOp::kListMultipartUploads, prefix,
+             [&] { return inner_.ListMultipartUploads(prefix); });
 }
 
 Result<ListPage> FaultyStore::List(const ListOptions& options) {
-  return Run(StoreOp::kList, [&] { return inner_.List(options); });
+  return Run(StoreOp::kList, options.prefix, [&] { return inner_.List(options); });
 }
 
 Result<PutResult> FaultyStore::Copy(std::string_view source_key, std::string_view dest_key,
                                     const CopyOptions& options) {
-  return Run(StoreOp::kCopy, [&] { return inner_.Copy(source_key, dest_key, options); });
+  return Run(StoreOp::kCopy, dest_key, [&] { return inner_.Copy(source_key, dest_key, options); });
 }
 
 Status FaultyStore::Delete(std::string_view key) {
-  return Run(StoreOp::kDelete, [&] { return inner_.Delete(key); });
+  return Run(StoreOp::kDelete, key, [&] { return inner_.Delete(key); });
 }
 
 Result<std::vector<DeleteFailure>> FaultyStore::DeleteBatch(const std::vector<std::string>& keys) {
-  return Run(StoreOp::kDeleteBatch, [&] { return inner_.DeleteBatch(keys); });
+  return Run(StoreOp::kDeleteBatch, std::string_view(), [&] { return inner_.DeleteBatch(keys); });
 }
 
 }  // namespace strata

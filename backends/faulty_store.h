@@ -71,6 +71,9 @@ struct InjectedFault {
   std::optional<StoreOp> op = std::nullopt;  // only calls of this kind count and fail; nullopt: all
   Status status = DefaultInjectedFault();    // REQUIRES: not OK
   FaultTiming timing = FaultTiming::kBefore;
+  // Only calls whose key (the destination of a copy, the prefix of a listing) contains this
+  // count and fail: a key the server rejects forever. Empty: every key.
+  std::string key_contains{};
 };
 
 // How FaultyStore::CutBodies shortens a Get body. The body keeps keep_bytes bytes when set, else
@@ -146,10 +149,10 @@ class FaultyStore final : public ObjectStore {
   // How many of `size` body bytes a cut leaves, or nullopt when no cut applies. Counts the cut.
   std::optional<uint64_t> CutLength(uint64_t size);
   // Counts the call and returns the fault to inject into it, if any.
-  std::optional<InjectedFault> Decide(StoreOp op);
-  // Runs `call` on the wrapped store unless `op` draws a fault.
+  std::optional<InjectedFault> Decide(StoreOp op, std::string_view key);
+  // Runs `call` on the wrapped store unless `op` on `key` draws a fault.
   template <typename Call>
-  auto Run(StoreOp op, Call&& call) -> decltype(call());
+  auto Run(StoreOp op, std::string_view key, Call&& call) -> decltype(call());
 
   ObjectStore& inner_;
   mutable std::mutex mu_;

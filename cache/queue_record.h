@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -84,7 +85,13 @@ struct PendingState {
   std::string copy_source{};
 };
 
-enum class QueueEntryState { kPending, kUploading, kDead };
+enum class QueueEntryState {
+  kPending,    // waiting for a worker (or behind another entry of its key)
+  kUploading,  // a worker is at it
+  kBackoff,    // failed; waits for its next attempt
+  kStuck,      // not dead, but failing again and again: look at last_error
+  kDead,       // failed for good; kept until retried or discarded
+};
 
 inline std::string_view QueueEntryStateName(QueueEntryState state) {
   switch (state) {
@@ -92,6 +99,10 @@ inline std::string_view QueueEntryStateName(QueueEntryState state) {
       return "pending";
     case QueueEntryState::kUploading:
       return "uploading";
+    case QueueEntryState::kBackoff:
+      return "backoff";
+    case QueueEntryState::kStuck:
+      return "stuck";
     case QueueEntryState::kDead:
       return "dead";
   }
@@ -111,6 +122,7 @@ struct QueueEntryView {
   std::string last_error{};
   QueueEntryState state = QueueEntryState::kPending;
   uint32_t parts_done = 0;  // multipart puts: parts the store holds so far
+  std::optional<std::chrono::milliseconds> next_attempt_in{};  // when waiting after a failure
 };
 
 }  // namespace strata

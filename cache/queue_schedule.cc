@@ -1,6 +1,7 @@
 #include "cache/queue_schedule.h"
 
 #include <algorithm>
+#include <cassert>
 #include <limits>
 #include <utility>
 
@@ -53,6 +54,7 @@ void QueueSchedule::DropTail(const std::string& key, bool deletes, Plan* plan) {
     if (!droppable_op || !idle) return;
     entry.phase = Phase::kDropping;
     ready_.erase(*seq);
+    ready_retry_.erase(*seq);
     plan->drops.push_back(*seq);
   }
 }
@@ -165,8 +167,10 @@ Result<QueueSchedule::Plan> QueueSchedule::PlanDiscard(uint64_t seq) {
 QueueRecord QueueSchedule::Erase(uint64_t seq) {
   auto it = entries_.find(seq);
   QueueRecord record = std::move(it->second.record);
+  parked_.erase({it->second.not_before_ms, seq});
   entries_.erase(it);
   ready_.erase(seq);
+  ready_retry_.erase(seq);
   if (record.state == QueueState::kDead) --dead_;
   if (record.op == QueueOp::kPut) staged_bytes_ -= record.size;
   for (const std::string& key : KeysOf(record)) {
@@ -231,7 +235,10 @@ QueueSchedule::Released QueueSchedule::Commit(const Plan& plan) {
 void QueueSchedule::Abandon(const Plan& plan) {
   for (uint64_t seq : plan.drops) {
     Entry& entry = entries_.at(seq);
-    // A worker that slept on it sees the phase change and lets go of its claim.
+    if (parked_.count({entry.not_before_ms, seq}) != 0) {
+      entry.phase = Phase::kBackoff;  // still waiting for its next attempt
+      continue;
+    }
     entry.phase = Phase::kQueued;
     for (const std::string& key : KeysOf(entry.record)) Reconsider(key);
   }
@@ -246,12 +253,15 @@ void QueueSchedule::Reconsider(const std::string& key) {
   for (const std::string& other : KeysOf(entry.record)) {
     if (by_key_.at(other).front() != head) return;
   }
-  ready_.insert(head);
+  (entry.record.attempts > 0 ? ready_retry_ : ready_).insert(head);
 }
 
-QueueRecord QueueSchedule::TakeReady(uint64_t* run_id) {
-  const uint64_t seq = *ready_.begin();
-  ready_.erase(ready_.begin());
+QueueRecord QueueSchedule::TakeReady([[maybe_unused]] bool retries, uint64_t* run_id, bool* retry) {
+  assert(HasReady(retries));
+  *retry = ready_.empty();
+  std::set<uint64_t>& from = *retry ? ready_retry_ : ready_;
+  const uint64_t seq = *from.begin();
+  from.erase(from.begin());
   Entry& entry = entries_.at(seq);
   entry.phase = Phase::kRunning;
   entry.run_id = ++run_ids_;
@@ -284,35 +294,64 @@ QueueSchedule::Released QueueSchedule::Complete(uint64_t seq) {
   return released;
 }
 
-void QueueSchedule::RecordFailure(uint64_t seq, const Status& status, uint32_t attempts,
-                                  bool dead) {
+void QueueSchedule::RecordFailure(uint64_t seq, const Status& status, uint32_t attempts, bool dead,
+                                  int64_t now_ms, int64_t retry_at_ms) {
   Entry& entry = entries_.at(seq);
   entry.record.attempts = attempts;
   entry.record.error_kind = status.kind();
   entry.record.last_error = status.ToString();
+  if (entry.first_failure_ms < 0) entry.first_failure_ms = now_ms;
   if (dead) {
     entry.record.state = QueueState::kDead;
     entry.phase = Phase::kQueued;
     ++dead_;
   } else {
     entry.phase = Phase::kBackoff;
+    entry.not_before_ms = retry_at_ms;
+    parked_.insert({retry_at_ms, seq});
   }
 }
 
-bool QueueSchedule::Resume(uint64_t seq, uint64_t run_id, QueueRecord* record) {
-  auto it = entries_.find(seq);
-  if (it == entries_.end() || it->second.phase != Phase::kBackoff || it->second.run_id != run_id) {
-    return false;
+size_t QueueSchedule::Wake(int64_t now_ms) {
+  size_t woken = 0;
+  while (!parked_.empty() && parked_.begin()->first <= now_ms) {
+    const uint64_t seq = parked_.begin()->second;
+    parked_.erase(parked_.begin());
+    auto it = entries_.find(seq);
+    if (it == entries_.end()) continue;
+    it->second.not_before_ms = 0;
+    // An entry being dropped stays so; if the drop is abandoned it runs at once.
+    if (it->second.phase != Phase::kBackoff) continue;
+    it->second.phase = Phase::kQueued;
+    ++woken;
+    for (const std::string& key : KeysOf(it->second.record)) Reconsider(key);
   }
-  it->second.phase = Phase::kRunning;
-  *record = it->second.record;
-  return true;
+  return woken;
+}
+
+std::optional<int64_t> QueueSchedule::NextWake() const {
+  if (parked_.empty()) return std::nullopt;
+  return parked_.begin()->first;
+}
+
+bool QueueSchedule::IsStuck(const Entry& entry, uint32_t attempts, int64_t since_ms) const {
+  if (entry.record.state == QueueState::kDead || entry.record.attempts == 0) return false;
+  return entry.record.attempts >= attempts ||
+         (entry.first_failure_ms >= 0 && entry.first_failure_ms <= since_ms);
+}
+
+uint64_t QueueSchedule::Stuck(uint32_t attempts, int64_t since_ms) const {
+  uint64_t stuck = 0;
+  for (const auto& [seq, entry] : entries_) {
+    if (IsStuck(entry, attempts, since_ms)) ++stuck;
+  }
+  return stuck;
 }
 
 void QueueSchedule::Release(uint64_t seq, uint64_t run_id) {
   auto it = entries_.find(seq);
   if (it == entries_.end() || it->second.run_id != run_id) return;
-  if (it->second.phase != Phase::kRunning && it->second.phase != Phase::kBackoff) return;
+  if (it->second.phase != Phase::kRunning) return;
   it->second.phase = Phase::kQueued;
   for (const std::string& key : KeysOf(it->second.record)) Reconsider(key);
 }
@@ -350,6 +389,7 @@ void QueueSchedule::Requeue(const std::vector<uint64_t>& seqs) {
     if (it == entries_.end() || it->second.record.state != QueueState::kDead) continue;
     it->second.record.state = QueueState::kPending;
     it->second.record.attempts = 0;
+    it->second.first_failure_ms = -1;
     --dead_;
     for (const std::string& key : KeysOf(it->second.record)) Reconsider(key);
   }
@@ -425,10 +465,13 @@ std::vector<std::pair<std::string, PendingState>> QueueSchedule::PendingUnder(
   return out;
 }
 
-std::vector<QueueEntryView> QueueSchedule::List(int64_t now_ms) const {
+std::vector<QueueEntryView> QueueSchedule::List(int64_t now_ms, uint32_t stuck_attempts,
+                                                int64_t stuck_since_ms, int64_t wake_now_ms,
+                                                uint64_t after, size_t limit) const {
   std::vector<QueueEntryView> views;
-  views.reserve(entries_.size());
-  for (const auto& [seq, entry] : entries_) {
+  for (auto it = entries_.upper_bound(after); it != entries_.end() && views.size() < limit; ++it) {
+    const uint64_t seq = it->first;
+    const Entry& entry = it->second;
     const QueueRecord& r = entry.record;
     QueueEntryView view;
     view.sequence = seq;
@@ -445,6 +488,14 @@ std::vector<QueueEntryView> QueueSchedule::List(int64_t now_ms) const {
       view.state = QueueEntryState::kDead;
     } else if (entry.phase == Phase::kRunning) {
       view.state = QueueEntryState::kUploading;
+    } else if (IsStuck(entry, stuck_attempts, stuck_since_ms)) {
+      view.state = QueueEntryState::kStuck;
+    } else if (entry.phase == Phase::kBackoff) {
+      view.state = QueueEntryState::kBackoff;
+    }
+    if (entry.phase == Phase::kBackoff) {
+      view.next_attempt_in =
+          std::chrono::milliseconds(std::max<int64_t>(0, entry.not_before_ms - wake_now_ms));
     }
     view.parts_done = static_cast<uint32_t>(r.parts.size());
     views.push_back(std::move(view));

@@ -20,6 +20,10 @@
 //                       way trailing puts and deletes of T are dropped as for a put.
 //     Dropping never reorders what stays, and what a dropped entry would have done is done, or
 //     undone, by the entry that dropped it.
+//   - A failed entry that will be retried is parked (kBackoff) until its next attempt time: no
+//     worker holds it, it stays at the head of its keys (so its own later operations keep
+//     waiting), and every other key runs meanwhile. Among runnable entries, those that never
+//     failed go first, and the caller may keep workers free of retries (TakeReady).
 //
 // Not thread-safe: UploadQueue calls it under its mutex. No I/O.
 #pragma once
@@ -44,14 +48,16 @@ class QueueSchedule {
   enum class Phase {
     kQueued,    // waiting for a worker, or dead
     kRunning,   // a worker is calling the store for it: it is never dropped
-    kBackoff,   // claimed by a worker that waits before the next attempt; may be dropped
+    kBackoff,   // parked after a failure until not_before_ms; no worker holds it; may be dropped
     kDropping,  // an enqueue is committing a plan that drops it
   };
 
   struct Entry {
     QueueRecord record{};
     Phase phase = Phase::kQueued;
-    uint64_t run_id = 0;  // which claim a worker holds (kRunning, kBackoff)
+    uint64_t run_id = 0;            // which claim a worker holds (kRunning)
+    int64_t not_before_ms = 0;      // kBackoff: the next attempt's time (Wake's clock)
+    int64_t first_failure_ms = -1;  // when it started failing in this run; -1: it has not
   };
 
   // The effect of one enqueue, applied in memory by Commit once the caller made it durable.
@@ -99,20 +105,31 @@ class QueueSchedule {
   void Abandon(const Plan& plan);
 
   // --- workers ---
-  bool HasReady() const { return !ready_.empty(); }
-  // Claims the oldest runnable entry (kRunning, new run id). REQUIRES: HasReady().
-  QueueRecord TakeReady(uint64_t* run_id);
+  // Whether TakeReady has something: an entry that never failed, or with `retries` one that did.
+  bool HasReady(bool retries) const {
+    return !ready_.empty() || (retries && !ready_retry_.empty());
+  }
+  // Claims the oldest runnable entry that never failed, else (with `retries`) the oldest that
+  // did; it goes to kRunning with a new run id. *retry says which. REQUIRES: HasReady(retries).
+  QueueRecord TakeReady(bool retries, uint64_t* run_id, bool* retry);
   // Copies multipart progress into a running entry.
   void UpdateProgress(const QueueRecord& progress);
   // The entry succeeded: it leaves the schedule and the keys behind it may run.
   Released Complete(uint64_t seq);
-  // The attempt failed: to kBackoff (retry) or dead, with the error and attempt count.
-  void RecordFailure(uint64_t seq, const Status& status, uint32_t attempts, bool dead);
-  // After a backoff: true (and the entry in kRunning, copied to *record) if the claim still
-  // holds; false if the entry was dropped or claimed anew meanwhile.
-  bool Resume(uint64_t seq, uint64_t run_id, QueueRecord* record);
+  // The attempt failed at `now_ms`: parked until `retry_at_ms` (kBackoff), or dead; with the
+  // error and attempt count.
+  void RecordFailure(uint64_t seq, const Status& status, uint32_t attempts, bool dead,
+                     int64_t now_ms, int64_t retry_at_ms);
+  // Parked entries whose time came (not_before_ms <= now_ms) may run again. Returns how many.
+  size_t Wake(int64_t now_ms);
+  uint64_t parked() const { return parked_.size(); }
+  // The earliest next-attempt time of a parked entry; nullopt when none is parked.
+  std::optional<int64_t> NextWake() const;
   // Gives a claim up without an outcome (shutdown): the entry is queued again.
   void Release(uint64_t seq, uint64_t run_id);
+  // Entries not dead that have failed at least `attempts` times in a row, or have kept failing
+  // since `since_ms` or earlier: the ones an operator should look at.
+  uint64_t Stuck(uint32_t attempts, int64_t since_ms) const;
 
   // --- operators ---
   std::vector<uint64_t> DeadEntries() const;
@@ -126,7 +143,11 @@ class QueueSchedule {
   PendingState Pending(const std::string& key) const;
   // Pending() of every key under `prefix` that has entries, in key order.
   std::vector<std::pair<std::string, PendingState>> PendingUnder(const std::string& prefix) const;
-  std::vector<QueueEntryView> List(int64_t now_ms) const;
+  // `stuck_attempts`, `stuck_since_ms`: as for Stuck(), to mark entries kStuck. `wake_now_ms`:
+  // the Wake clock's now, to show when a parked entry runs next. Only entries after sequence
+  // `after`, at most `limit`.
+  std::vector<QueueEntryView> List(int64_t now_ms, uint32_t stuck_attempts, int64_t stuck_since_ms,
+                                   int64_t wake_now_ms, uint64_t after, size_t limit) const;
 
  private:
   static std::vector<std::string> KeysOf(const QueueRecord& record);
@@ -151,7 +172,11 @@ class QueueSchedule {
   std::map<uint64_t, Entry> entries_;
   // Ordered, so that PendingUnder finds a prefix's keys without visiting the others.
   std::map<std::string, std::deque<uint64_t>> by_key_;
-  std::set<uint64_t> ready_;  // heads that may run now, oldest first
+  bool IsStuck(const Entry& entry, uint32_t attempts, int64_t since_ms) const;
+
+  std::set<uint64_t> ready_;        // heads that may run now and never failed, oldest first
+  std::set<uint64_t> ready_retry_;  // heads that may run now after failing, oldest first
+  std::set<std::pair<int64_t, uint64_t>> parked_;  // (not_before_ms, seq) of kBackoff entries
   // Retired sequence numbers (dropped entries, rename tickets) -> live entries they wait for,
   // and the reverse. Entries leave both once resolved.
   std::map<uint64_t, std::set<uint64_t>> forward_;

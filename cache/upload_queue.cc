@@ -11,8 +11,11 @@
 namespace strata {
 namespace {
 
-// Backoff sleeps are cut into slices so that the destructor need not wait for a long one.
-constexpr Clock::Duration kSleepSlice = std::chrono::milliseconds(50);
+// The worker that keeps time for parked entries sleeps in slices this long, so that the
+// destructor need not wait for a long one; the others look again as often.
+constexpr int64_t kSleepSliceMs = 50;
+
+bool PowerOfTwo(uint32_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -245,11 +248,18 @@ void UploadQueue::CleanUp(const QueueSchedule::Released& released) {
   for (const std::string& file : released.data_files) dir_->Remove(file);
 }
 
+int64_t UploadQueue::MonoMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_->Now().time_since_epoch())
+      .count();
+}
+
 void UploadQueue::WorkerLoop() {
+  // At most workers - 1 (and at least one) workers run entries that failed before.
+  const int retry_slots = std::max(1, options_.workers - 1);
   std::unique_lock lock(mu_);
   while (true) {
-    work_cv_.wait(lock, [&] { return stopping_ || schedule_.HasReady() || !to_abort_.empty(); });
     if (stopping_) return;
+    if (schedule_.Wake(MonoMs()) > 1) work_cv_.notify_all();
     if (!to_abort_.empty()) {
       const MultipartUpload upload = std::move(to_abort_.back());
       to_abort_.pop_back();
@@ -262,11 +272,35 @@ void UploadQueue::WorkerLoop() {
       lock.lock();
       continue;
     }
-    uint64_t run_id = 0;
-    QueueRecord record = schedule_.TakeReady(&run_id);
-    lock.unlock();
-    RunClaimed(std::move(record), run_id);
-    lock.lock();
+    const bool retries = retries_running_ < retry_slots;
+    if (schedule_.HasReady(retries)) {
+      uint64_t run_id = 0;
+      bool retry = false;
+      QueueRecord record = schedule_.TakeReady(retries, &run_id, &retry);
+      if (retry) ++retries_running_;
+      lock.unlock();
+      RunClaimed(std::move(record), run_id);
+      lock.lock();
+      if (retry) --retries_running_;
+      continue;
+    }
+    const std::optional<int64_t> wake = schedule_.NextWake();
+    if (wake && !timer_running_) {
+      // This worker keeps time for the parked entries, on the injected clock.
+      timer_running_ = true;
+      const int64_t wait = std::clamp<int64_t>(*wake - MonoMs(), 0, kSleepSliceMs);
+      lock.unlock();
+      if (wait > 0) clock_->SleepFor(std::chrono::milliseconds(wait));
+      lock.lock();
+      timer_running_ = false;
+      continue;
+    }
+    if (wake) {
+      // Another worker keeps time; look again soon in case it got busy with an upload.
+      work_cv_.wait_for(lock, std::chrono::milliseconds(kSleepSliceMs));
+    } else {
+      work_cv_.wait(lock);
+    }
   }
 }
 
@@ -279,86 +313,74 @@ void UploadQueue::RunClaimed(QueueRecord record, uint64_t run_id) {
     schedule_.UpdateProgress(progress);
   };
   hooks.on_bytes_sent = [this](uint64_t bytes) { bytes_uploaded_ += bytes; };
-  while (true) {
-    QueueRunner::RunResult result = runner_.Run(record, dir_->DataPath(record.data_file), hooks);
-    if (result.outcome == QueueRunner::Outcome::kStopped) {
-      std::lock_guard lock(mu_);
-      schedule_.Release(seq, run_id);
-      return;
-    }
-    if (result.outcome == QueueRunner::Outcome::kDone) {
-      QueueDb::Batch batch;
-      batch.removes = {seq};
-      Status removed = db_->Apply(batch);
-      if (removed.ok()) {
-        // Before the entry counts as done, so that whoever waits for it finds caches updated.
-        if (options_.on_done) options_.on_done(record);
-        QueueSchedule::Released released;
-        {
-          std::lock_guard lock(mu_);
-          released = schedule_.Complete(seq);
-          ++uploads_done_;
-          ++cleanups_running_;
-        }
-        work_cv_.notify_all();
-        CleanUp(released);
-        {
-          std::lock_guard lock(mu_);
-          --cleanups_running_;
-        }
-        changed_cv_.notify_all();
-        return;
+  QueueRunner::RunResult result = runner_.Run(record, dir_->DataPath(record.data_file), hooks);
+  if (result.outcome == QueueRunner::Outcome::kStopped) {
+    std::lock_guard lock(mu_);
+    schedule_.Release(seq, run_id);
+    return;
+  }
+  if (result.outcome == QueueRunner::Outcome::kDone) {
+    QueueDb::Batch batch;
+    batch.removes = {seq};
+    Status removed = db_->Apply(batch);
+    if (removed.ok()) {
+      if (record.attempts >= options_.stuck_attempts) {
+        spdlog::warn("upload queue {}: {} of '{}' went through after {} failed attempts",
+                     dir_->root(), QueueOpName(record.op), record.key, record.attempts);
       }
-      // Redoing a completed operation is harmless, and the key stays blocked meanwhile.
-      result.status = Status::Transient("done in the store, but the queue cannot record it: " +
-                                        removed.ToString());
-    }
-    const uint32_t attempts = record.attempts + 1;
-    const bool retry =
-        result.status.retryable() && options_.retry.ShouldRetry(static_cast<int>(attempts));
-    Status saved = db_->SetOutcome(seq, retry ? QueueState::kPending : QueueState::kDead, attempts,
-                                   result.status);
-    if (!saved.ok()) {
-      spdlog::warn("upload queue {}: cannot save the outcome of entry {}: {}", dir_->root(), seq,
-                   saved.ToString());
-    }
-    Clock::Duration delay{0};
-    {
-      std::lock_guard lock(mu_);
-      schedule_.RecordFailure(seq, result.status, attempts, !retry);
-      if (retry) {
-        ++retries_;
-        delay = options_.retry.Backoff(static_cast<int>(std::min<uint32_t>(attempts, 1000)), rng_);
+      // Before the entry counts as done, so that whoever waits for it finds caches updated.
+      if (options_.on_done) options_.on_done(record);
+      QueueSchedule::Released released;
+      {
+        std::lock_guard lock(mu_);
+        released = schedule_.Complete(seq);
+        ++uploads_done_;
+        ++cleanups_running_;
       }
-    }
-    if (!retry) {
-      spdlog::warn("upload queue {}: {} of '{}' failed for good after {} attempts: {}",
-                   dir_->root(), QueueOpName(record.op), record.key, attempts,
-                   result.status.ToString());
+      work_cv_.notify_all();
+      CleanUp(released);
+      {
+        std::lock_guard lock(mu_);
+        --cleanups_running_;
+      }
       changed_cv_.notify_all();
       return;
     }
-    spdlog::debug("upload queue {}: {} of '{}' failed (attempt {}), retrying: {}", dir_->root(),
-                  QueueOpName(record.op), record.key, attempts, result.status.ToString());
-    const bool slept = SleepBackoff(delay);
+    // Redoing a completed operation is harmless, and the key stays blocked meanwhile.
+    result.status = Status::Transient("done in the store, but the queue cannot record it: " +
+                                      removed.ToString());
+  }
+  const uint32_t attempts = record.attempts + 1;
+  const bool retry =
+      result.status.retryable() && options_.retry.ShouldRetry(static_cast<int>(attempts));
+  Status saved = db_->SetOutcome(seq, retry ? QueueState::kPending : QueueState::kDead, attempts,
+                                 result.status);
+  if (!saved.ok()) {
+    spdlog::warn("upload queue {}: cannot save the outcome of entry {}: {}", dir_->root(), seq,
+                 saved.ToString());
+  }
+  std::chrono::milliseconds delay{0};
+  {
     std::lock_guard lock(mu_);
-    if (!slept) {
-      schedule_.Release(seq, run_id);
-      return;
+    if (retry) {
+      ++retries_;
+      delay = options_.retry.Backoff(static_cast<int>(std::min<uint32_t>(attempts, 1000)), rng_);
     }
-    // False when an enqueue dropped the entry (or it was claimed anew) while we slept.
-    if (!schedule_.Resume(seq, run_id, &record)) return;
+    const int64_t now = MonoMs();
+    schedule_.RecordFailure(seq, result.status, attempts, !retry, now, now + delay.count());
   }
-}
-
-bool UploadQueue::SleepBackoff(Clock::Duration delay) {
-  while (delay > Clock::Duration::zero()) {
-    if (stopping_) return false;
-    const Clock::Duration slice = std::min(delay, kSleepSlice);
-    clock_->SleepFor(slice);
-    delay -= slice;
+  if (!retry) {
+    spdlog::warn("upload queue {}: {} of '{}' failed for good after {} attempts: {}", dir_->root(),
+                 QueueOpName(record.op), record.key, attempts, result.status.ToString());
+    changed_cv_.notify_all();
+    return;
   }
-  return !stopping_;
+  // Never silent, never a flood: attempts 1, 2, 4, 8, ... at warn, the others at debug.
+  const auto level = PowerOfTwo(attempts) ? spdlog::level::warn : spdlog::level::debug;
+  spdlog::log(level, "upload queue {}: {} of '{}' failed (attempt {}), next attempt in {} ms: {}",
+              dir_->root(), QueueOpName(record.op), record.key, attempts, delay.count(),
+              result.status.ToString());
+  work_cv_.notify_one();  // a parked entry needs a worker that keeps time
 }
 
 Status UploadQueue::WaitUploaded(uint64_t sequence, Clock::Duration timeout) {
@@ -424,10 +446,13 @@ std::vector<std::pair<std::string, PendingState>> UploadQueue::PendingUnder(
   return schedule_.PendingUnder(prefix);
 }
 
-std::vector<QueueEntryView> UploadQueue::List() {
+std::vector<QueueEntryView> UploadQueue::List(uint64_t after, size_t limit) {
   const int64_t now = NowUnixMs();
+  const int64_t mono = MonoMs();
+  const int64_t stuck_since =
+      mono - std::chrono::duration_cast<std::chrono::milliseconds>(options_.stuck_after).count();
   std::lock_guard lock(mu_);
-  return schedule_.List(now);
+  return schedule_.List(now, options_.stuck_attempts, stuck_since, mono, after, limit);
 }
 
 Status UploadQueue::RetryDeadLetters() {
@@ -472,6 +497,11 @@ UploadQueueStats UploadQueue::stats() {
   stats.bytes_uploaded = bytes_uploaded_.load();
   stats.uploads_done = uploads_done_;
   stats.retries = retries_;
+  stats.stuck = schedule_.Stuck(
+      options_.stuck_attempts,
+      MonoMs() -
+          std::chrono::duration_cast<std::chrono::milliseconds>(options_.stuck_after).count());
+  stats.backoff = schedule_.parked();
   stats.dropped = dropped_;
   stats.orphans_aborted = orphans_aborted_;
   return stats;

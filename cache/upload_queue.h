@@ -24,8 +24,13 @@
 // (left by a crash) are aborted at Open.
 //
 // Failures. Retryable (transient) failures are retried with capped exponential backoff and full
-// jitter (options.retry; the backoff sleeps go through options.clock). Other failures, and
-// running out of attempts, make the entry dead: its data is kept until RetryDeadLetters or
+// jitter (options.retry, timed on options.clock). A failed entry is parked until its next
+// attempt, not slept on: no worker waits for it, and other keys upload meanwhile. Entries that
+// never failed go before retries, and at most workers - 1 workers (at least one) run retries at
+// once, so keys that fail again and again (a key the server rejects with 500 forever) never
+// stop the others. Failures are logged at warn on attempts 1, 2, 4, 8, ...; entries failing
+// for stuck_attempts attempts or stuck_after are counted and listed as stuck. Other failures,
+// and running out of attempts, make the entry dead: its data is kept until RetryDeadLetters or
 // DiscardDeadLetter. Attempts and the last error are saved with the entry.
 //
 // Life cycle. Open replays the database: entries that were being uploaded at a crash are pending
@@ -78,7 +83,10 @@ struct UploadQueueOptions {
   RetryPolicy retry{.max_attempts = 0,
                     .base_delay = std::chrono::milliseconds(100),
                     .max_delay = std::chrono::milliseconds(30000)};
-  Clock* clock = nullptr;  // backoff sleeps; nullptr: a SystemClock. Must outlive the queue.
+  // An entry that failed this many times in a row, or has kept failing this long, is stuck.
+  uint32_t stuck_attempts = 5;
+  Clock::Duration stuck_after = std::chrono::seconds(60);
+  Clock* clock = nullptr;  // backoff timing; nullptr: a SystemClock. Must outlive the queue.
   uint64_t seed = 0;       // backoff jitter; 0: random
   // Key prefixes whose multipart uploads belong to this queue alone: at Open, uploads under them
   // that the database does not reference are aborted. "" is the whole bucket. Empty: no sweep.
@@ -96,6 +104,8 @@ struct UploadQueueStats {
   uint64_t bytes_uploaded = 0;   // body bytes the store accepted (puts and parts)
   uint64_t uploads_done = 0;     // entries that took effect in the store
   uint64_t retries = 0;          // failed attempts that were retried
+  uint64_t stuck = 0;            // entries not dead that keep failing (see stuck_attempts)
+  uint64_t backoff = 0;          // entries waiting for their next attempt after a failure
   uint64_t dropped = 0;          // entries superseded, cancelled, retargeted or discarded
   uint64_t orphans_aborted = 0;  // multipart uploads aborted at Open
 };
@@ -155,8 +165,9 @@ class UploadQueue {
   // Pending() of every key under `prefix` with queued operations, in key order (for listings).
   std::vector<std::pair<std::string, PendingState>> PendingUnder(const std::string& prefix);
 
-  // Every entry in sequence order, for `strata queue`.
-  std::vector<QueueEntryView> List();
+  // Entries in sequence order, for `strata queue`: those after sequence number `after`, at
+  // most `limit` of them (a page; the next one starts after the last sequence returned).
+  std::vector<QueueEntryView> List(uint64_t after = 0, size_t limit = SIZE_MAX);
 
   // Puts every dead entry back to pending with zero attempts.
   Status RetryDeadLetters();
@@ -178,10 +189,11 @@ class UploadQueue {
   Result<uint64_t> CommitPlan(const QueueSchedule::Plan& plan) REQUIRES(enqueue_mu_);
   void CleanUp(const QueueSchedule::Released& released) EXCLUDES(mu_);
   void WorkerLoop();
-  // Runs a claimed entry until it is done, dead, dropped or the queue stops.
+  // Makes one attempt at a claimed entry: it is then done, dead, parked for a retry, or (the
+  // queue stopping) queued again.
   void RunClaimed(QueueRecord record, uint64_t run_id) EXCLUDES(mu_);
-  // Sleeps `delay` on the clock in slices; false when the queue started stopping.
-  bool SleepBackoff(Clock::Duration delay);
+  // The clock's reading in milliseconds: the time base of parked entries.
+  int64_t MonoMs();
 
   ObjectStore& store_;
   const UploadQueueOptions options_;
@@ -208,6 +220,8 @@ class UploadQueue {
   uint64_t file_counter_ GUARDED_BY(mu_) = 0;
   bool started_ GUARDED_BY(mu_) = false;
   uint64_t cleanups_running_ GUARDED_BY(mu_) = 0;  // completed entries whose files go next
+  int retries_running_ GUARDED_BY(mu_) = 0;        // workers running an entry that failed before
+  bool timer_running_ GUARDED_BY(mu_) = false;     // a worker sleeps until the next wake
   uint64_t uploads_done_ GUARDED_BY(mu_) = 0;
   uint64_t retries_ GUARDED_BY(mu_) = 0;
   uint64_t dropped_ GUARDED_BY(mu_) = 0;

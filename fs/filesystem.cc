@@ -383,6 +383,8 @@ std::string Filesystem::StatsText() {
     out += "queue_bytes_uploaded " + std::to_string(queue.bytes_uploaded) + "\n";
     out += "queue_uploads_done " + std::to_string(queue.uploads_done) + "\n";
     out += "queue_retries " + std::to_string(queue.retries) + "\n";
+    out += "queue_backoff " + std::to_string(queue.backoff) + "\n";
+    out += "queue_stuck " + std::to_string(queue.stuck) + "\n";
     out += "queue_dropped " + std::to_string(queue.dropped) + "\n";
     out += "staging_bytes " + std::to_string(writes_.staging->used_bytes()) + "\n";
     std::lock_guard lock(mu_);

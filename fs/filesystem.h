@@ -157,8 +157,11 @@ class Filesystem {
   // remembers the attributes it stored (see MetadataCache::RememberAttributes).
   void OnUploaded(const QueueRecord& record);
 
-  // The upload queue for `strata queue`: one line per entry.
-  std::string QueueText();
+  // One page of the upload queue for `strata queue`: a header line, then one line per entry
+  // with a sequence number above `after`, as many as fit in `max_bytes` (at least one). An
+  // empty page (the header alone) is the end.
+  std::string QueueText(uint64_t after = 0, size_t max_bytes = kQueuePageBytes);
+  static constexpr size_t kQueuePageBytes = 60 * 1024;  // under the 64 KiB xattr limit
   // Requeues dead letters; returns how many there were.
   Result<uint64_t> RetryQueue();
 

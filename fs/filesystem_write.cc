@@ -930,20 +930,33 @@ void Filesystem::OnUploaded(const QueueRecord& record) {
   metadata_.InvalidateWithAncestors(*path);
 }
 
-std::string Filesystem::QueueText() {
+std::string Filesystem::QueueText(uint64_t after, size_t max_bytes) {
   if (!writable()) return "read-only mount: no upload queue\n";
-  std::string out = "SEQ\tSTATE\tOP\tKEY\tSIZE\tAGE_S\tATTEMPTS\tPARTS\tLAST_ERROR\n";
-  for (const QueueEntryView& entry : writes_.queue->List()) {
-    std::string key = entry.key;
-    if (entry.op == QueueOp::kCopy) key = entry.source + " -> " + entry.key;
-    char age[32];
-    std::snprintf(age, sizeof age, "%.1f", entry.age.count() / 1000.0);
-    out += std::to_string(entry.sequence) + "\t" + std::string(QueueEntryStateName(entry.state)) +
-           "\t" + std::string(QueueOpName(entry.op)) + "\t" + key + "\t" +
-           std::to_string(entry.size) + "\t" + age + "\t" + std::to_string(entry.attempts) + "\t" +
-           std::to_string(entry.parts_done) + "\t" + entry.last_error + "\n";
+  std::string out = "SEQ\tSTATE\tOP\tKEY\tSIZE\tAGE_S\tATTEMPTS\tPARTS\tNEXT_S\tLAST_ERROR\n";
+  const size_t header = out.size();
+  constexpr size_t kBatch = 256;
+  while (true) {
+    const std::vector<QueueEntryView> batch = writes_.queue->List(after, kBatch);
+    for (const QueueEntryView& entry : batch) {
+      std::string key = entry.key;
+      if (entry.op == QueueOp::kCopy) key = entry.source + " -> " + entry.key;
+      char age[32];
+      std::snprintf(age, sizeof age, "%.1f", entry.age.count() / 1000.0);
+      char next[32] = "-";
+      if (entry.next_attempt_in) {
+        std::snprintf(next, sizeof next, "%.1f", entry.next_attempt_in->count() / 1000.0);
+      }
+      std::string line =
+          std::to_string(entry.sequence) + "\t" + std::string(QueueEntryStateName(entry.state)) +
+          "\t" + std::string(QueueOpName(entry.op)) + "\t" + key + "\t" +
+          std::to_string(entry.size) + "\t" + age + "\t" + std::to_string(entry.attempts) + "\t" +
+          std::to_string(entry.parts_done) + "\t" + next + "\t" + entry.last_error + "\n";
+      if (out.size() > header && out.size() + line.size() > max_bytes) return out;
+      out += line;
+      after = entry.sequence;
+    }
+    if (batch.size() < kBatch) return out;
   }
-  return out;
 }
 
 Result<uint64_t> Filesystem::RetryQueue() {

@@ -6,15 +6,20 @@
 #include <sys/xattr.h>
 
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstring>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 namespace strata {
 namespace {
 
 constexpr const char* kStatsXattr = "user.strata.stats";
-constexpr const char* kQueueXattr = "user.strata.queue";             // get: the queue listing
+constexpr const char* kQueueXattr = "user.strata.queue";  // get: the queue listing
+// get "user.strata.queue.after.SEQ": the page of the listing after sequence number SEQ
+constexpr std::string_view kQueuePageXattr = "user.strata.queue.after.";
 constexpr const char* kQueueRetryXattr = "user.strata.queue.retry";  // set: requeue dead letters
 constexpr const char* kFaultRateXattr = "user.strata.fault_rate";    // set: see FuseMountOptions
 
@@ -332,12 +337,23 @@ void OnStatFs(fuse_req_t req, fuse_ino_t /*ino*/) {
   fuse_reply_statfs(req, &st);
 }
 
+// The sequence number of a "user.strata.queue[.after.SEQ]" name; nullopt for other names.
+std::optional<uint64_t> QueuePageOf(std::string_view name) {
+  if (name == kQueueXattr) return 0;
+  if (!name.starts_with(kQueuePageXattr)) return std::nullopt;
+  name.remove_prefix(kQueuePageXattr.size());
+  uint64_t after = 0;
+  const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), after);
+  if (ec != std::errc() || end != name.data() + name.size()) return std::nullopt;
+  return after;
+}
+
 void OnGetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   const bool stats = std::strcmp(name, kStatsXattr) == 0;
-  if (ino != FUSE_ROOT_ID || (!stats && std::strcmp(name, kQueueXattr) != 0)) {
-    return (void)fuse_reply_err(req, ENODATA);
-  }
-  const std::string text = stats ? Ctx(req).fs->StatsText() : Ctx(req).fs->QueueText();
+  const std::optional<uint64_t> page = QueuePageOf(name);
+  if (ino != FUSE_ROOT_ID || (!stats && !page)) return (void)fuse_reply_err(req, ENODATA);
+  // A page is at most Filesystem::kQueuePageBytes, under the 64 KiB limit of an attribute.
+  const std::string text = stats ? Ctx(req).fs->StatsText() : Ctx(req).fs->QueueText(*page);
   if (size == 0) return (void)fuse_reply_xattr(req, text.size());
   if (size < text.size()) return (void)fuse_reply_err(req, ERANGE);
   fuse_reply_buf(req, text.data(), text.size());

@@ -393,7 +393,17 @@ int RunMount(const MountArgs& args, const StoreCli& cli, const EnvLookup& env,
   S3Store& probe = **created;
   Result<ListPage> first = probe.List(ListOptions{.prefix = plan.url.prefix, .max_keys = 1});
   if (!first.ok()) {
-    return Fail(ExplainStoreError(first.status(), *creds, probe.options(), probe.endpoint_url()));
+    // Wrong credentials, a missing bucket, an endpoint that cannot be reached: say so and stop.
+    // A server that answers, only badly for now (5xx, a reset or garbled answer after the
+    // connection was made), is having a bad moment: mount, and let requests retry.
+    const Status& st = first.status();
+    const bool unreachable = st.code() == "ConnectFailed" || st.code() == "ResolveFailed" ||
+                             st.code() == "Timeout" || st.code() == "TlsError";
+    if (!st.retryable() || unreachable) {
+      return Fail(ExplainStoreError(st, *creds, probe.options(), probe.endpoint_url()));
+    }
+    std::cerr << "strata mount: warning: " << probe.endpoint_url()
+              << " answers, but not well: " << st.ToString() << "; mounting anyway\n";
   }
   if (Status st = PrepareCacheDir(plan.cache_dir); !st.ok()) return Fail(st.message());
 

@@ -1,6 +1,7 @@
 // `strata stats MOUNTPOINT` and `strata queue MOUNTPOINT [retry]`: talk to a running mount
 // through extended attributes of its root: "user.strata.stats" (the counters: cache tiers, S3
-// requests, metadata, upload queue), "user.strata.queue" (the upload queue's entries) and, set,
+// requests, metadata, upload queue), "user.strata.queue.after.SEQ" (a page of the upload
+// queue's entries after sequence number SEQ; "user.strata.queue" is the first page) and, set,
 // "user.strata.queue.retry" (requeue the dead letters).
 #pragma once
 

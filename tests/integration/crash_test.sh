@@ -8,7 +8,10 @@
 #   daemon is killed with SIGKILL at a random moment, the dead mount detached, the daemon
 #   restarted on the same cache directory; 3 to 5 rounds. After each restart the mount must show
 #   the journaled state; at the end the queue must drain and the bucket must hold exactly the
-#   journaled files, byte-identical. Variants: no faults; 30% transient S3 faults; S3 unreachable
+#   journaled files, byte-identical. Variants: no faults; 30% transient S3 faults; the network
+#   between strata and S3 failing (fault_proxy.py: resets before, during and after requests,
+#   5xx, truncated and garbled bodies on 20% of requests), checked at the end straight from S3
+#   and through a fresh mount with an empty cache, without any retry command; S3 unreachable
 #   while writing; a 64 MiB multipart upload killed half-way and resumed.
 # The op in flight at the kill may or may not have happened: after the restart the mount may show
 # its before or after state (for a create or overwrite also an empty file: open(O_TRUNC) returned)
@@ -33,6 +36,8 @@ mnt=$work/mnt writer=$work/writer.py
 mkdir -p "$mnt"
 passed=0 failed=0
 daemon=""           # pid of the running foreground daemon, started here
+mount_ep=$ep        # the endpoint the daemon talks to (the fault proxy's in one variant)
+proxy=""            # pid of the fault proxy, started here
 buckets=()          # emptied at exit
 bucket="" cache="" journal="" log=""  # of the current variant
 
@@ -50,7 +55,7 @@ daemon_log() { echo "     daemon log ($log), last lines:"; tail -n 15 "$log" | s
 
 start_daemon() {  # start_daemon MOUNT_OPTION...: the daemon in the foreground, in the background
   # Debug logging (flushed line by line) keeps the daemon's view of each operation for a failure.
-  "$strata" --log-level debug mount "s3://$bucket" "$mnt" --endpoint "$ep" --cache-dir "$cache" \
+  "$strata" --log-level debug mount "s3://$bucket" "$mnt" --endpoint "$mount_ep" --cache-dir "$cache" \
     --attr-ttl 1 --drain-timeout 10 -f "$@" >>"$log" 2>&1 &
   daemon=$!
   for _ in $(seq 300); do
@@ -93,12 +98,13 @@ stop_daemon() {  # clean unmount; the daemon drains (bounded by --drain-timeout)
 }
 cleanup() {
   [[ -n $daemon ]] && { kill -9 "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null; }
+  [[ -n $proxy ]] && { kill -TERM "$proxy" 2>/dev/null; wait "$proxy" 2>/dev/null; }
   detach
   for b in "${buckets[@]}"; do bucket=$b; S rm "" >/dev/null 2>&1; done
   if [[ $failed -gt 0 ]]; then  # what a failure needs to be understood; not the data
     local kept
     kept=$(mktemp -d /tmp/strata-crash-failed.XXXXXX)
-    cp "$work"/journal-* "$work"/daemon-*.log "$work"/writer.err "$kept"/ 2>/dev/null
+    cp "$work"/journal-* "$work"/daemon-*.log "$work"/writer.err "$work"/proxy.log "$kept"/ 2>/dev/null
     echo "journals and daemon logs kept in $kept"
   fi
   rm -rf "$work"
@@ -505,6 +511,35 @@ crash_variant plain
 
 echo "== kill -9 while writing, 30% of S3 requests fail with 503"
 crash_variant faults --fault-rate 0.3
+
+echo "== kill -9 while writing through a network that fails 20% of requests (fault proxy)"
+start_proxy() {
+  rm -f "$work/proxy.port"
+  python3 "$(dirname "$0")/fault_proxy.py" --upstream "${ep#http://}" --port-file "$work/proxy.port" \
+    --rate 0.2 --faults reset_before,reset_body,reset_after,status_5xx,truncate,garble \
+    --seed "$run_seed" --log "$work/proxy.log" >/dev/null 2>&1 &
+  proxy=$!
+  for _ in $(seq 100); do
+    [[ -s $work/proxy.port ]] && { mount_ep="http://127.0.0.1:$(cat "$work/proxy.port")"; return 0; }
+    sleep 0.05
+  done
+  return 1
+}
+if start_proxy; then
+  crash_variant network
+  # The independent check: a new mount with an empty cache, straight on S3, and no retry.
+  mount_ep=$ep cache=$work/cache-network-fresh
+  if start_daemon; then
+    check "network: a fresh mount with an empty cache shows every acknowledged change" verify_mount
+    stop_daemon
+  else
+    bad "network: fresh mount"
+  fi
+  echo "     injected: $(grep -c . "$work/proxy.log" 2>/dev/null || echo 0) faults"
+  kill -TERM "$proxy" 2>/dev/null; wait "$proxy" 2>/dev/null; proxy=""
+else
+  bad "network: the fault proxy did not start"
+fi
 
 echo "== S3 unreachable while writing: the writes are durable locally"
 offline_checks() {

@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# Tests of a real FUSE mount whose S3 traffic goes through fault_proxy.py, a loopback proxy that
+# resets connections, answers 500/503, truncates or garbles answers, and refuses chosen keys:
+#   1. poison keys: 4 files whose keys S3 refuses forever (500 on every request) must not hold up
+#      the 200 files written after them; `strata queue` lists the 4; once S3 takes them they
+#      arrive too.
+#   2. reads and metadata under faults (20% of requests, all kinds but stall): ls -lR, stat and
+#      cat of 30 seeded objects on fresh mounts succeed and read the right bytes, never EIO;
+#      5 starts of the mount at 30% faults all succeed.
+#   3. many queue entries: 2,000 new files while every request for their keys is refused;
+#      `strata queue` lists them all; then S3 takes them and the queue drains.
+# What reaches S3 is checked with the seed tool directly on the endpoint, not through the proxy.
+# Usage: fault_test.sh STRATA_BIN SEED_BIN   (skips with 77 without a test server or /dev/fuse)
+# Env: STRATA_FAULT_SEED (random): the proxy's RNG seed, to replay its choices of faults.
+# On a failure the daemon logs and the proxy's log of injected faults are kept in
+# /tmp/strata-fault-failed.*.
+set -uo pipefail
+strata=$1 seed=$2
+[[ -n ${STRATA_TEST_ENDPOINT:-} ]] || { echo "STRATA_TEST_ENDPOINT not set: skipped"; exit 77; }
+[[ -c /dev/fuse ]] || { echo "no /dev/fuse: skipped"; exit 77; }
+command -v python3 >/dev/null || { echo "no python3: skipped"; exit 77; }
+export AWS_ACCESS_KEY_ID=$STRATA_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$STRATA_TEST_SECRET_KEY
+export LC_ALL=C
+ep=$STRATA_TEST_ENDPOINT
+upstream=${ep#*://}
+upstream=${upstream%%/*}
+fault_proxy=$(cd "$(dirname "$0")" && pwd)/fault_proxy.py
+run_seed=${STRATA_FAULT_SEED:-$RANDOM}
+work=$(mktemp -d /tmp/strata-fault-test.XXXXXX)
+mnt=$work/mnt
+mkdir -p "$mnt"
+passed=0 failed=0
+daemon=""           # pid of the running foreground daemon, started here
+proxy="" pport=""   # pid and port of the running fault proxy, started here
+buckets=()          # emptied at exit
+bucket="" cache="" log=""  # of the current case
+
+is_mounted() { grep -qs " $1 fuse" /proc/mounts; }
+S() { "$seed" --endpoint "$ep" --bucket "$bucket" "$@"; }  # the real endpoint, no faults
+ok() { echo "ok   $1"; passed=$((passed + 1)); }
+bad() { echo "FAIL $1"; failed=$((failed + 1)); }
+check() {  # check NAME COMMAND...
+  local name=$1; shift
+  if "$@"; then ok "$name"; else bad "$name"; fi
+}
+stat_of() { "$strata" stats "$mnt" 2>/dev/null | awk -v k="$1" '$1 == k { print $2 }'; }
+said() { [[ -s $1 ]] && printf ': %s' "$(head -c 200 "$1" | tr '\n' ' ')"; }  # said ERR_FILE
+daemon_log() { echo "     daemon log ($log), last lines:"; tail -n 15 "$log" | sed 's/^/     | /'; }
+
+start_proxy() {  # start_proxy OPTION...: a fault proxy in front of the endpoint; sets pport
+  rm -f "$work/proxy.port"
+  python3 "$fault_proxy" --upstream "$upstream" --port-file "$work/proxy.port" \
+    --seed "$run_seed" --log "$work/proxy.log" "$@" >/dev/null 2>>"$work/proxy.err" &
+  proxy=$!
+  for _ in $(seq 100); do
+    [[ -s $work/proxy.port ]] && { pport=$(cat "$work/proxy.port"); return 0; }
+    kill -0 "$proxy" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "     the fault proxy did not start:"; sed 's/^/     | /' "$work/proxy.err"
+  return 1
+}
+stop_proxy() {
+  [[ -n $proxy ]] || return 0
+  kill -TERM "$proxy" 2>/dev/null
+  wait "$proxy" 2>/dev/null
+  proxy="" pport=""
+}
+proxy_ctl() { python3 "$fault_proxy" ctl --port "$pport" "$@"; }  # proxy_ctl config|stats [K=V...]
+proxy_set() { proxy_ctl config "$@" >/dev/null; }
+proxy_faults() {  # the injected faults so far, one line: kind=count ...
+  proxy_ctl stats | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+print("%d requests, injected: " % s["requests"]
+      + (" ".join("%s %d" % kv for kv in s["faults"].items() if kv[1]) or "none"))'
+}
+
+start_daemon() {  # start_daemon MOUNT_OPTION...: the daemon in the foreground, in the background
+  "$strata" mount "s3://$bucket" "$mnt" --endpoint "http://127.0.0.1:$pport" --cache-dir "$cache" \
+    --drain-timeout 10 -f "$@" >>"$log" 2>&1 &
+  daemon=$!
+  for _ in $(seq 600); do
+    is_mounted "$mnt" && return 0
+    kill -0 "$daemon" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "     the mount did not come up"
+  daemon_log
+  if kill -0 "$daemon" 2>/dev/null; then kill_daemon; else wait "$daemon" 2>/dev/null; daemon=""; fi
+  return 1
+}
+detach() {  # lazily unmounts a dead mount
+  is_mounted "$mnt" || return 0
+  umount -l "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
+  for _ in $(seq 100); do is_mounted "$mnt" || return 0; sleep 0.05; done
+  echo "     cannot detach $mnt" >&2
+  return 1
+}
+kill_daemon() {
+  kill -9 "$daemon" 2>/dev/null
+  wait "$daemon" 2>/dev/null
+  daemon=""
+  detach
+}
+stop_daemon() {  # clean unmount: the daemon drains (at most --drain-timeout) and exits with 0
+  [[ -n $daemon ]] || return 0
+  local rc
+  umount "$mnt" 2>/dev/null || fusermount3 -u "$mnt" 2>/dev/null
+  for _ in $(seq 400); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.05; done
+  if kill -0 "$daemon" 2>/dev/null; then
+    echo "     the daemon did not exit after the unmount: killed"
+    kill_daemon
+    return 1
+  fi
+  wait "$daemon"; rc=$?
+  daemon=""
+  detach
+  [[ $rc -eq 0 ]] || { echo "     the daemon exited with $rc"; daemon_log; }
+  [[ $rc -eq 0 ]]
+}
+cleanup() {
+  [[ -n $daemon ]] && { kill -9 "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null; }
+  detach
+  stop_proxy
+  for b in "${buckets[@]}"; do bucket=$b; S rm "" >/dev/null 2>&1; done
+  if [[ $failed -gt 0 ]]; then  # what a failure needs to be understood; not the data
+    local kept
+    kept=$(mktemp -d /tmp/strata-fault-failed.XXXXXX)
+    cp "$work"/daemon-*.log "$work"/proxy.log "$work"/proxy.err "$kept"/ 2>/dev/null
+    echo "daemon logs and the proxy's fault log kept in $kept"
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+new_case() {  # new_case LABEL: a fresh bucket, cache directory and daemon log
+  bucket="strata-fault-$$-$1" cache=$work/cache-$1 log=$work/daemon-$1.log
+  buckets+=("$bucket")
+  S mb
+}
+wait_drained() {  # wait_drained [SECONDS]: until queue_depth is 0
+  local depth="" start=$SECONDS
+  for _ in $(seq $((${1:-60} * 10))); do
+    depth=$(stat_of queue_depth)
+    [[ $depth == 0 ]] && { echo "     drained in $((SECONDS - start)) s"; return 0; }
+    sleep 0.1
+  done
+  echo "     queue_depth still ${depth:-unknown}, $(stat_of queue_dead_letters) dead letters; pending:"
+  "$strata" queue "$mnt" 2>&1 | head -n 6 | sed 's/^/     | /'
+  return 1
+}
+# bucket_has FILE_LIST: every "KEY LOCAL_FILE" line of FILE_LIST is in the bucket, byte-identical.
+bucket_has() {
+  local key file wrong=0 n=0
+  while read -r key file; do
+    n=$((n + 1))
+    if ! S get "$key" "$work/object" 2>/dev/null; then
+      ((wrong++ < 5)) && echo "     $key: not in the bucket"; continue
+    fi
+    cmp -s "$work/object" "$file" || { ((wrong++ < 5)) && echo "     $key: differs in the bucket"; }
+  done <"$1"
+  [[ $wrong -eq 0 ]] || echo "     $wrong of $n objects missing or different"
+  [[ $wrong -eq 0 ]]
+}
+mount_has() {  # mount_has FILE_LIST...: every "KEY LOCAL_FILE" line reads back on the mount
+  local key file wrong=0
+  while read -r key file; do
+    cmp -s "$mnt/$key" "$file" || { ((wrong++ < 5)) && echo "     $key: differs on the mount"; }
+  done < <(cat "$@")
+  [[ $wrong -eq 0 ]]
+}
+
+echo "== seed $run_seed (STRATA_FAULT_SEED replays the proxy's choices)"
+
+echo "== 1. poison keys: 4 keys S3 refuses forever do not hold up the 200 files after them"
+t0=$SECONDS
+new_case keys  # the bucket name must not hold "poison"
+src=$work/src-keys
+mkdir -p "$src/sub"
+: >"$work/poison.list" && : >"$work/others.list"
+if start_proxy --rate 0 --fail-key poison && start_daemon --attr-ttl 1; then
+  ok "mount through the proxy (port $pport)"
+  wrote=0
+  for i in 1 2 3 4; do
+    printf 'poison %d %s\n' "$i" "$RANDOM$RANDOM" >"$src/poison$i"
+    cp "$src/poison$i" "$mnt/poison$i" && wrote=$((wrote + 1))
+    echo "poison$i $src/poison$i" >>"$work/poison.list"
+  done
+  mkdir "$mnt/sub" || true
+  for ((i = 0; i < 200; i++)); do
+    name=$(printf 'f%03d' "$i")
+    ((i % 4 == 3)) && name=sub/$name
+    printf 'file %d %s %s\n' "$i" "$RANDOM$RANDOM" "$(date +%s%N)" >"$src/$name"
+    cp "$src/$name" "$mnt/$name" && wrote=$((wrote + 1))
+    echo "$name $src/$name" >>"$work/others.list"
+  done
+  check "204 files written through the mount ($wrote)" test "$wrote" -eq 204
+  # Until 201 uploads (the 200 files and the sub/ marker) are done; given up after 90 s, or
+  # after 20 s without one more upload done.
+  t1=$SECONDS last=-1 since=$SECONDS done_n=0
+  while ((SECONDS - t1 < 90 && SECONDS - since < 20)); do
+    done_n=$(stat_of queue_uploads_done)
+    ((${done_n:-0} >= 201)) && break
+    [[ ${done_n:-0} != "$last" ]] && { last=${done_n:-0}; since=$SECONDS; }
+    sleep 0.2
+  done
+  echo "     $done_n uploads done after $((SECONDS - t1)) s; queue_depth $(stat_of queue_depth)"
+  check "the 200 other files reach S3 while the poison keys fail (uploads done: $done_n)" \
+    test "${done_n:-0}" -ge 201
+  S ls "" | grep -v -e poison -e '/$' | sort >"$work/keys"
+  cut -d' ' -f1 "$work/others.list" | sort >"$work/expected-keys"
+  missing=$(comm -13 "$work/keys" "$work/expected-keys" | wc -l)
+  check "  all 200 listed in the bucket ($missing missing)" test "$missing" -eq 0
+  if [[ $missing -eq 0 ]]; then
+    check "  all 200 byte-identical in the bucket" bucket_has "$work/others.list"
+  fi
+  "$strata" queue "$mnt" >"$work/queue.out" 2>"$work/queue.err"; rc=$?
+  check "strata queue exits 0 (exit $rc$(said "$work/queue.err"))" test "$rc" -eq 0
+  listed=$(awk -F'\t' 'NR > 1 && $4 ~ /poison/' "$work/queue.out" | wc -l)
+  check "  lists the 4 poison entries ($listed)" test "$listed" -eq 4
+  awk -F'\t' 'NR > 1 && $4 ~ /poison/ { printf "     | %s %s attempts %s: %s\n", $2, $4, $7, $9 }' \
+    "$work/queue.out" | head -n 4
+  shown=$(find "$mnt" -type f 2>/dev/null | wc -l)
+  check "the mount shows all 204 files ($shown)" test "$shown" -eq 204
+  check "every file on the mount reads back" mount_has "$work/poison.list" "$work/others.list"
+  proxy_set clear_fail_keys=1
+  t1=$SECONDS
+  check "the fail keys cleared: the queue drains" wait_drained 60
+  check "  the 4 poison files are in S3, byte-identical" bucket_has "$work/poison.list"
+  echo "     proxy: $(proxy_faults)"
+  check "unmount cleanly" stop_daemon
+else
+  bad "poison: proxy or mount did not start"
+fi
+stop_proxy
+echo "     case 1 took $((SECONDS - t0)) s"
+
+echo "== 2. reads and metadata with 20% of S3 requests failing (all faults but stall)"
+t0=$SECONDS
+new_case reads
+src=$work/src-reads
+mkdir -p "$src"
+: >"$work/reads.list"
+sizes=(0 1 17 1000 4096 65537 300000 1048575 1048576 1048577 2500000 4194309)
+dirs=("" "" "" d1/ d1/ d1/d2/ d3/)
+for ((i = 0; i < 30; i++)); do
+  size=${sizes[i % ${#sizes[@]}]}
+  key=${dirs[i % ${#dirs[@]}]}obj$i.bin
+  head -c "$size" /dev/urandom >"$src/$i"
+  S put "$key" "$src/$i" || bad "seed $key"
+  echo "$key $size $(sha256sum <"$src/$i" | cut -d' ' -f1)" >>"$work/reads.list"
+done
+read_round() {  # read_round ROUND PASS: ls -lR, stat and cat+sha256 of every object
+  local round=$1 pass=$2 key size sha got errors=0 out n
+  out=$(ls -lR "$mnt" 2>&1) || { echo "     ls -lR: $(grep -v '^[-dt]' <<<"$out" | head -n 3)"; errors=$((errors + 1)); }
+  n=$(grep -c '^-' <<<"$out")
+  [[ $n -eq 30 ]] || { echo "     ls -lR shows $n files, not 30"; errors=$((errors + 1)); }
+  while read -r key size sha; do
+    if ! got=$(stat -c %s "$mnt/$key" 2>&1); then
+      echo "     stat $key: $got"; errors=$((errors + 1))
+    elif [[ $got != "$size" ]]; then
+      echo "     stat $key: size $got, expected $size"; errors=$((errors + 1))
+    fi
+    # shellcheck disable=SC2002  # cat, as any reader would, for its error message
+    if ! got=$(cat "$mnt/$key" 2>"$work/cat.err" | sha256sum | cut -d' ' -f1); then
+      echo "     cat $key: $(head -n 1 "$work/cat.err")"; errors=$((errors + 1))
+    elif [[ $got != "$sha" ]]; then
+      echo "     cat $key: sha256 ${got:0:12}, expected ${sha:0:12}"; errors=$((errors + 1))
+    fi
+  done <"$work/reads.list"
+  check "round $round pass $pass: ls -lR, stat and cat of 30 objects, every byte right ($errors errors)" \
+    test "$errors" -eq 0
+}
+if start_proxy --rate 0 --faults reset_before,reset_body,reset_after,status_5xx,truncate,garble; then
+  for round in 1 2 3; do
+    cache=$work/cache-reads-$round
+    if start_daemon --attr-ttl 0 --chunk-size 1M --read-only; then
+      proxy_set rate=0.2
+      read_round "$round" 1
+      read_round "$round" 2
+      proxy_set rate=0
+      check "round $round: unmount" stop_daemon
+    else
+      bad "round $round: mount (faults off)"
+    fi
+  done
+  echo "     proxy: $(proxy_faults)"
+  proxy_set rate=0.3
+  started=0
+  for i in 1 2 3 4 5; do
+    cache=$work/cache-start-$i
+    t1=$SECONDS
+    if start_daemon --attr-ttl 0; then
+      started=$((started + 1))
+      echo "     start $i at 30% faults: mounted in $((SECONDS - t1)) s"
+      stop_daemon || bad "start $i: unmount"
+    else
+      echo "     start $i at 30% faults: failed"
+    fi
+  done
+  check "5 starts of the mount at 30% faults all succeed ($started)" test "$started" -eq 5
+  echo "     proxy: $(proxy_faults)"
+else
+  bad "reads: proxy did not start"
+fi
+stop_proxy
+echo "     case 2 took $((SECONDS - t0)) s"
+
+echo "== 3. many queue entries: 2,000 files while S3 refuses every request for their keys"
+t0=$SECONDS
+new_case many
+if start_proxy --rate 0 && start_daemon --attr-ttl 1; then
+  # Every request for a key under many/ fails (path-style: /BUCKET/many/...); listings (the
+  # lookups of new names) have the bucket alone as their path and get through.
+  proxy_set "fail_key=/$bucket/many/"
+  t1=$SECONDS
+  check "create 2,000 small files" python3 -c '
+import concurrent.futures, os, sys
+d = os.path.join(sys.argv[1], "many")
+os.mkdir(d)
+def create(i):
+    with open(os.path.join(d, f"n{i:04d}"), "wb") as f:
+        if i % 2:
+            f.write(b"%d\n" % i)
+with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    list(pool.map(create, range(2000)))
+' "$mnt"
+  echo "     created in $((SECONDS - t1)) s; queue_depth $(stat_of queue_depth)"
+  "$strata" queue "$mnt" >"$work/queue.out" 2>"$work/queue.err"; rc=$?
+  lines=$(wc -l <"$work/queue.out")
+  check "strata queue exits 0 (exit $rc$(said "$work/queue.err"))" test "$rc" -eq 0
+  check "  and lists more than 2,000 lines ($lines)" test "$lines" -gt 2000
+  proxy_set clear_fail_keys=1
+  check "the fail key cleared: the queue drains" wait_drained 90
+  keys=$(S ls many/ | grep -c '^many/n')
+  check "  2,000 objects in the bucket ($keys)" test "$keys" -eq 2000
+  echo "     proxy: $(proxy_faults)"
+  check "unmount cleanly" stop_daemon
+else
+  bad "many: proxy or mount did not start"
+fi
+stop_proxy
+echo "     case 3 took $((SECONDS - t0)) s"
+
+echo "$passed passed, $failed failed (seed $run_seed, $SECONDS s)"
+[[ $failed -eq 0 ]]

@@ -22,7 +22,7 @@
 #include <string_view>
 
 #include "backends/sigv4.h"
-#include "backends/status.h"
+#include "base/status.h"
 
 namespace strata {
 

@@ -32,8 +32,8 @@
 #include <vector>
 
 #include "backends/object_store.h"
-#include "backends/status.h"
-#include "backends/thread_annotations.h"
+#include "base/status.h"
+#include "base/thread_annotations.h"
 
 namespace strata {
 

@@ -18,7 +18,7 @@
 #include <utility>
 
 #include "backends/memory_store.h"
-#include "backends/posix_file.h"
+#include "base/posix_file.h"
 #include "backends/sigv4.h"
 
 namespace strata {

@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "backends/status.h"
+#include "base/status.h"
 
 namespace strata {
 

@@ -13,7 +13,7 @@
 
 #include <string_view>
 
-#include "backends/status.h"
+#include "base/status.h"
 
 namespace strata::s3 {
 

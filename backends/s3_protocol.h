@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "backends/object_store.h"
-#include "backends/status.h"
+#include "base/status.h"
 
 namespace strata::s3 {
 

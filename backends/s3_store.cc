@@ -14,7 +14,7 @@
 
 #include "backends/s3_outcome.h"
 #include "backends/s3_protocol.h"
-#include "backends/thread_annotations.h"
+#include "base/thread_annotations.h"
 
 namespace strata {
 

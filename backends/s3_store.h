@@ -15,9 +15,9 @@
 #include <string>
 #include <string_view>
 
-#include "backends/clock.h"
+#include "base/clock.h"
 #include "backends/object_store.h"
-#include "backends/retry.h"
+#include "base/retry.h"
 #include "backends/sigv4.h"
 
 namespace strata {

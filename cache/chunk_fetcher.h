@@ -44,8 +44,8 @@
 #include <vector>
 
 #include "backends/object_store.h"
-#include "backends/status.h"
-#include "backends/thread_annotations.h"
+#include "base/status.h"
+#include "base/thread_annotations.h"
 #include "cache/cache_stats.h"
 #include "cache/chunk_key.h"
 #include "cache/chunk_tier.h"

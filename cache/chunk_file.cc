@@ -12,7 +12,7 @@
 #include <memory>
 #include <utility>
 
-#include "backends/posix_file.h"
+#include "base/posix_file.h"
 
 namespace strata {
 namespace {

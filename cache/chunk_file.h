@@ -27,7 +27,7 @@
 #include <string>
 #include <string_view>
 
-#include "backends/status.h"
+#include "base/status.h"
 #include "cache/chunk_key.h"
 
 namespace strata {

@@ -18,8 +18,8 @@
 #include <utility>
 #include <vector>
 
-#include "backends/status.h"
-#include "backends/thread_annotations.h"
+#include "base/status.h"
+#include "base/thread_annotations.h"
 #include "cache/chunk_key.h"
 
 struct sqlite3;

@@ -4,7 +4,7 @@
 
 #include <optional>
 
-#include "backends/status.h"
+#include "base/status.h"
 #include "cache/chunk_key.h"
 
 namespace strata {

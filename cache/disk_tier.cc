@@ -16,7 +16,7 @@
 #include <tuple>
 #include <utility>
 
-#include "backends/posix_file.h"
+#include "base/posix_file.h"
 #include "cache/chunk_file.h"
 
 namespace strata {

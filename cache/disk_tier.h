@@ -51,9 +51,9 @@
 #include <unordered_set>
 #include <vector>
 
-#include "backends/clock.h"
-#include "backends/status.h"
-#include "backends/thread_annotations.h"
+#include "base/clock.h"
+#include "base/status.h"
+#include "base/thread_annotations.h"
 #include "cache/cache_stats.h"
 #include "cache/chunk_index.h"
 #include "cache/chunk_key.h"

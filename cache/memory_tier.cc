@@ -9,7 +9,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "backends/thread_annotations.h"
+#include "base/thread_annotations.h"
 
 namespace strata {
 

@@ -25,7 +25,7 @@
 #include <optional>
 #include <vector>
 
-#include "backends/status.h"
+#include "base/status.h"
 #include "cache/cache_stats.h"
 #include "cache/chunk_key.h"
 #include "cache/chunk_tier.h"

@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "backends/object_store.h"
-#include "backends/status.h"
-#include "backends/thread_annotations.h"
+#include "base/status.h"
+#include "base/thread_annotations.h"
 #include "cache/queue_record.h"
 
 struct sqlite3;

@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <utility>
 
-#include "backends/posix_file.h"
+#include "base/posix_file.h"
 
 namespace strata {
 namespace {

@@ -14,8 +14,8 @@
 #include <set>
 #include <string>
 
-#include "backends/clock.h"
-#include "backends/status.h"
+#include "base/clock.h"
+#include "base/status.h"
 
 namespace strata {
 

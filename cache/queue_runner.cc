@@ -14,7 +14,7 @@
 #include <utility>
 
 #include "backends/memory_store.h"
-#include "backends/posix_file.h"
+#include "base/posix_file.h"
 
 namespace strata {
 namespace {

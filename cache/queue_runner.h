@@ -20,7 +20,7 @@
 #include <string>
 
 #include "backends/object_store.h"
-#include "backends/status.h"
+#include "base/status.h"
 #include "cache/queue_db.h"
 #include "cache/queue_record.h"
 

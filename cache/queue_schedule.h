@@ -38,7 +38,7 @@
 #include <vector>
 
 #include "backends/object_store.h"
-#include "backends/status.h"
+#include "base/status.h"
 #include "cache/queue_record.h"
 
 namespace strata {

@@ -29,8 +29,8 @@
 #include <string>
 #include <vector>
 
-#include "backends/status.h"
-#include "backends/thread_annotations.h"
+#include "base/status.h"
+#include "base/thread_annotations.h"
 #include "cache/chunk_fetcher.h"
 #include "cache/chunk_key.h"
 #include "cache/object_version.h"

@@ -11,7 +11,7 @@
 #include <optional>
 #include <utility>
 
-#include "backends/posix_file.h"
+#include "base/posix_file.h"
 #include "cache/staging_area.h"
 
 namespace strata {

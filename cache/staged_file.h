@@ -53,8 +53,8 @@
 #include <string>
 #include <vector>
 
-#include "backends/status.h"
-#include "backends/thread_annotations.h"
+#include "base/status.h"
+#include "base/thread_annotations.h"
 #include "cache/interval_set.h"
 
 namespace strata {

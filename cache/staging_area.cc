@@ -13,7 +13,7 @@
 #include <limits>
 #include <utility>
 
-#include "backends/posix_file.h"
+#include "base/posix_file.h"
 
 namespace strata {
 namespace {

@@ -42,8 +42,8 @@
 #include <mutex>
 #include <string>
 
-#include "backends/status.h"
-#include "backends/thread_annotations.h"
+#include "base/status.h"
+#include "base/thread_annotations.h"
 #include "cache/staged_file.h"
 
 namespace strata {

@@ -58,11 +58,11 @@
 #include <thread>
 #include <vector>
 
-#include "backends/clock.h"
+#include "base/clock.h"
 #include "backends/object_store.h"
-#include "backends/retry.h"
-#include "backends/status.h"
-#include "backends/thread_annotations.h"
+#include "base/retry.h"
+#include "base/status.h"
+#include "base/thread_annotations.h"
 #include "cache/queue_db.h"
 #include "cache/queue_dir.h"
 #include "cache/queue_record.h"

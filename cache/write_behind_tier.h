@@ -13,7 +13,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "backends/thread_annotations.h"
+#include "base/thread_annotations.h"
 #include "cache/cache_stats.h"
 #include "cache/chunk_tier.h"
 

@@ -30,8 +30,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "backends/posix_file.h"
-#include "backends/thread_annotations.h"
+#include "base/posix_file.h"
+#include "base/thread_annotations.h"
 #include "cache/object_version.h"
 #include "cache/read_stream.h"
 #include "cache/staging_area.h"

@@ -11,7 +11,7 @@
 #include <memory>
 #include <string>
 
-#include "backends/status.h"
+#include "base/status.h"
 #include "fs/filesystem.h"
 
 struct fuse_session;

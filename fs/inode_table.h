@@ -12,7 +12,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "backends/thread_annotations.h"
+#include "base/thread_annotations.h"
 #include "fs/metadata_cache.h"
 
 namespace strata {

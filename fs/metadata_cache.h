@@ -21,9 +21,9 @@
 #include <string>
 #include <unordered_map>
 
-#include "backends/clock.h"
+#include "base/clock.h"
 #include "backends/object_store.h"
-#include "backends/thread_annotations.h"
+#include "base/thread_annotations.h"
 
 namespace strata {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/status.h"
+#include "base/status.h"
 
 namespace strata {
 

@@ -30,7 +30,7 @@
 #include "backends/credentials.h"
 #include "backends/object_store.h"
 #include "backends/s3_store.h"
-#include "backends/status.h"
+#include "base/status.h"
 
 namespace strata {
 namespace {

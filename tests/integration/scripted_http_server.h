@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "backends/thread_annotations.h"
+#include "base/thread_annotations.h"
 
 namespace strata::testing {
 

@@ -1,10 +1,10 @@
-#include "backends/retry.h"
+#include "base/retry.h"
 
 #include <gtest/gtest.h>
 
 #include <set>
 
-#include "backends/clock.h"
+#include "base/clock.h"
 
 namespace strata {
 namespace {

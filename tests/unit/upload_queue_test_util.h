@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/clock.h"
+#include "base/clock.h"
 #include "backends/faulty_store.h"
 #include "backends/memory_store.h"
 #include "backends/object_store.h"

@@ -1,4 +1,4 @@
-#include "backends/retry.h"
+#include "base/retry.h"
 
 #include <algorithm>
 

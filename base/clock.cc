@@ -1,4 +1,4 @@
-#include "backends/clock.h"
+#include "base/clock.h"
 
 #include <thread>
 

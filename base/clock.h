@@ -5,7 +5,7 @@
 #include <chrono>
 #include <mutex>
 
-#include "backends/thread_annotations.h"
+#include "base/thread_annotations.h"
 
 namespace strata {
 

@@ -6,8 +6,8 @@
 
 #include <string>
 
-#include "backends/clock.h"
-#include "backends/status.h"
+#include "base/clock.h"
+#include "base/status.h"
 
 namespace strata {
 

@@ -1,4 +1,4 @@
-#include "backends/posix_file.h"
+#include "base/posix_file.h"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>

@@ -38,6 +38,7 @@
 #include "cache/upload_queue.h"
 #include "fs/inode_table.h"
 #include "fs/metadata_cache.h"
+#include "fs/path_locks.h"
 
 namespace strata {
 
@@ -222,11 +223,13 @@ class Filesystem {
                                                           bool check_self = true);
   Result<std::optional<EntryInfo>> InfoFromPending(const PendingState& pending);
   Status CheckWritable() const;
-  // The target of a namespace change: `name` in `parent` and what is there now (nullopt: nothing).
-  // REQUIRES: namespace_mu_ held, so that it stays so until the change is queued.
+  // The target of a namespace change: `name` in `parent` and what is there now (nullopt:
+  // nothing), decided under the locks of the name and its parent, which `guard` holds so that
+  // it stays so until the change is queued.
   struct NamedEntry {
     std::string path;
     std::optional<EntryInfo> existing;
+    PathLocks::Guard guard;
   };
   Result<NamedEntry> Target(uint64_t parent, const std::string& name);
   // Attributes of a new entry made by `caller`, modified now.
@@ -243,22 +246,28 @@ class Filesystem {
   Result<std::shared_ptr<StagedFile>> Staged(OpenWrite& write);
   // Reads the current committed content of `path` (pending upload or S3) for staging.
   Result<SourceReader> SourceOf(const std::string& path, uint64_t* size);
-  // Hands the file's changes to the queue (see the top). No-op when clean or unlinked.
-  Status Commit(OpenWrite& write);
+  // Hands the file's changes to the queue (see the top). No-op when clean or unlinked. With
+  // `await` and --sync-upload, waits for the upload too.
+  Status Commit(OpenWrite& write, bool await = true);
   // The write's path as a key, with its attributes as s3fs headers.
   PutOptions PutOptionsFor(const EntryInfo& info) const;
-  // Queues a put of `content` (a directory marker, a symlink) with `info`'s attributes.
-  Status PutSmall(const std::string& key, const std::string& content, const EntryInfo& info);
+  // Queues a put of `content` (a directory marker, a symlink) with `info`'s attributes; returns
+  // its sequence number (for Await, once the name locks are released).
+  Result<uint64_t> PutSmall(const std::string& key, const std::string& content,
+                            const EntryInfo& info);
   Status Await(Result<uint64_t> sequence);
   // Forgets `write` when no handle uses it any more.
   void DropWriteIfIdle(const std::shared_ptr<OpenWrite>& write);
   void Changed(const std::string& path);
-  Status RenameDirectory(const std::string& from, const std::string& to);
+  // Queues the rename of every object under `from`; returns the last sequence number.
+  // REQUIRES: `from` locked with its subtree.
+  Result<uint64_t> RenameDirectory(const std::string& from, const std::string& to);
   // Reads through a handle without a stream: its open write, or a pending upload's data.
   Result<size_t> ReadLocal(FileHandle& file, uint64_t offset, std::span<char> out);
   // A writer handle closed: commits what is left once no writer remains.
   void ReleaseWriter(const std::shared_ptr<OpenWrite>& write);
-  Status CommitLocked(OpenWrite& write);  // REQUIRES: write.commit_mu held exclusively
+  // REQUIRES: write.commit_mu held exclusively.
+  Status CommitLocked(OpenWrite& write, bool await = true);
   MetadataCache& metadata_;
   ObjectStore& store_;
   StreamFactory streams_;
@@ -278,9 +287,11 @@ class Filesystem {
   std::unordered_map<uint64_t, std::string> last_open_etag_ GUARDED_BY(mu_);
   // Paths being written (OpenWrite::path), see the top.
   std::unordered_map<std::string, std::shared_ptr<OpenWrite>> open_writes_ GUARDED_BY(mu_);
-  // Serializes namespace changes (create, unlink, mkdir, rmdir, rename, symlink) so that their
-  // checks and effects do not interleave.
-  std::mutex namespace_mu_;
+  // Namespace changes (create, unlink, mkdir, rmdir, rename, symlink, a directory's attributes)
+  // lock the names they decide on, so that changes of the same names do not interleave while
+  // other names proceed. Held around the decision and the enqueue, never across a wait for an
+  // upload; taken before commit_mu and mu_.
+  PathLocks names_;
 };
 
 }  // namespace strata

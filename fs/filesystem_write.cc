@@ -53,9 +53,13 @@ Result<Filesystem::NamedEntry> Filesystem::Target(uint64_t parent, const std::st
   STRATA_RETURN_IF_ERROR(CheckWritable());
   Result<std::string> path = ChildPath(parent, name);
   if (!path.ok()) return path.status();
+  // Asked first without a lock, so that what S3 says is in the metadata cache and the decision
+  // under the locks rarely waits for S3 (it does when the entry expired in between).
+  if (Result<std::optional<EntryInfo>> ahead = Resolve(*path); !ahead.ok()) return ahead.status();
+  PathLocks::Guard guard = names_.Lock({{ParentPath(*path)}, {*path}});
   Result<std::optional<EntryInfo>> existing = Resolve(*path);
   if (!existing.ok()) return existing.status();
-  return NamedEntry{std::move(*path), std::move(*existing)};
+  return NamedEntry{std::move(*path), std::move(*existing), std::move(guard)};
 }
 
 EntryInfo Filesystem::NewEntry(EntryType type, mode_t mode, Caller caller) {
@@ -398,12 +402,12 @@ Status Filesystem::Await(Result<uint64_t> sequence) {
 
 void Filesystem::Changed(const std::string& path) { metadata_.Invalidate(path); }
 
-Status Filesystem::Commit(OpenWrite& write) {
+Status Filesystem::Commit(OpenWrite& write, bool await) {
   std::unique_lock commit(write.commit_mu);
-  return CommitLocked(write);
+  return CommitLocked(write, await);
 }
 
-Status Filesystem::CommitLocked(OpenWrite& write) {
+Status Filesystem::CommitLocked(OpenWrite& write, bool await) {
   std::string path;
   EntryInfo info;
   {
@@ -444,7 +448,7 @@ Status Filesystem::CommitLocked(OpenWrite& write) {
   }
   spdlog::debug("commit '{}': {} bytes queued as #{}", path, info.size, *sequence);
   Changed(path);
-  return Await(sequence);
+  return await ? Await(sequence) : Status::Ok();
 }
 
 void Filesystem::DropWriteIfIdle(const std::shared_ptr<OpenWrite>& write) {
@@ -498,7 +502,6 @@ Result<size_t> Filesystem::ReadLocal(FileHandle& file, uint64_t offset, std::spa
 Result<std::pair<EntryReply, OpenReply>> Filesystem::Create(uint64_t parent,
                                                             const std::string& name, mode_t mode,
                                                             int flags, Caller caller) {
-  std::unique_lock ns(namespace_mu_);
   Result<NamedEntry> target_entry = Target(parent, name);
   if (!target_entry.ok()) return target_entry.status();
   const std::string& path = target_entry->path;
@@ -508,7 +511,7 @@ Result<std::pair<EntryReply, OpenReply>> Filesystem::Create(uint64_t parent,
     if (existing->type == EntryType::kDirectory) {
       return PosixError(EISDIR, "'" + path + "' is a directory");
     }
-    ns.unlock();
+    target_entry->guard.Unlock();
     const uint64_t ino = inodes_.Lookup(path, existing->type);
     Result<OpenReply> opened = Open(ino, flags);
     if (!opened.ok()) {
@@ -535,6 +538,7 @@ Result<std::pair<EntryReply, OpenReply>> Filesystem::Create(uint64_t parent,
     std::lock_guard lock(mu_);
     open_writes_[path] = write;  // any earlier one was unlinked (else Resolve found it)
   }
+  target_entry->guard.Unlock();  // the name is taken: later changes see the open write
   spdlog::debug("create '{}'", path);
   const uint64_t ino = inodes_.Lookup(path, EntryType::kFile);
   auto file = std::make_shared<FileHandle>();
@@ -601,9 +605,11 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
     apply(info);
     if (node->path.empty()) return ToStat(ino, info);  // the root has no marker to hold them
     if (info.mtime == TimePoint{}) info.mtime = Now();
-    std::lock_guard ns(namespace_mu_);
-    STRATA_RETURN_IF_ERROR(PutSmall(metadata_.KeyOf(node->path) + "/", "", info));
+    PathLocks::Guard guard = names_.Lock({{node->path}});
+    Result<uint64_t> sequence = PutSmall(metadata_.KeyOf(node->path) + "/", "", info);
     Changed(node->path);
+    guard.Unlock();
+    STRATA_RETURN_IF_ERROR(Await(sequence));
     return ToStat(ino, info);
   }
   std::shared_ptr<OpenWrite> write;
@@ -656,8 +662,8 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
   return ToStat(ino, info);
 }
 
-Status Filesystem::PutSmall(const std::string& key, const std::string& content,
-                            const EntryInfo& info) {
+Result<uint64_t> Filesystem::PutSmall(const std::string& key, const std::string& content,
+                                      const EntryInfo& info) {
   Result<std::shared_ptr<StagedFile>> staged = writes_.staging->Create(key, 0, SourceReader());
   if (!staged.ok()) return staged.status();
   if (!content.empty()) STRATA_RETURN_IF_ERROR((*staged)->Write(0, content));
@@ -665,21 +671,23 @@ Status Filesystem::PutSmall(const std::string& key, const std::string& content,
   Result<uint64_t> sequence =
       writes_.queue->EnqueuePut(key, (*staged)->path(), content.size(), PutOptionsFor(info));
   if (!sequence.ok()) ::unlink((*staged)->path().c_str());
-  return Await(sequence);
+  return sequence;
 }
 
 Result<EntryReply> Filesystem::MkDir(uint64_t parent, const std::string& name, mode_t mode,
                                      Caller caller) {
-  std::lock_guard ns(namespace_mu_);
   Result<NamedEntry> target_entry = Target(parent, name);
   if (!target_entry.ok()) return target_entry.status();
   const std::string& path = target_entry->path;
   const std::optional<EntryInfo>& existing = target_entry->existing;
   if (existing) return PosixError(EEXIST, "'" + path + "' exists");
   const EntryInfo info = NewEntry(EntryType::kDirectory, mode, caller);
-  STRATA_RETURN_IF_ERROR(PutSmall(metadata_.KeyOf(path) + "/", "", info));
+  Result<uint64_t> sequence = PutSmall(metadata_.KeyOf(path) + "/", "", info);
+  if (!sequence.ok()) return sequence.status();
   Changed(path);
   const uint64_t ino = inodes_.Lookup(path, EntryType::kDirectory);
+  target_entry->guard.Unlock();
+  STRATA_RETURN_IF_ERROR(Await(sequence));
   return EntryReply{ino, ToStat(ino, info)};
 }
 
@@ -688,7 +696,6 @@ Result<EntryReply> Filesystem::Symlink(const std::string& target, uint64_t paren
   if (target.empty() || target.size() >= 4096) {
     return PosixError(ENAMETOOLONG, "symlink target too long");
   }
-  std::lock_guard ns(namespace_mu_);
   Result<NamedEntry> target_entry = Target(parent, name);
   if (!target_entry.ok()) return target_entry.status();
   const std::string& path = target_entry->path;
@@ -696,14 +703,18 @@ Result<EntryReply> Filesystem::Symlink(const std::string& target, uint64_t paren
   if (existing) return PosixError(EEXIST, "'" + path + "' exists");
   EntryInfo info = NewEntry(EntryType::kSymlink, 0777, caller);
   info.size = target.size();
-  STRATA_RETURN_IF_ERROR(PutSmall(metadata_.KeyOf(path), target, info));
+  Result<uint64_t> sequence = PutSmall(metadata_.KeyOf(path), target, info);
+  if (!sequence.ok()) return sequence.status();
   Changed(path);
   const uint64_t ino = inodes_.Lookup(path, EntryType::kSymlink);
+  target_entry->guard.Unlock();
+  STRATA_RETURN_IF_ERROR(Await(sequence));
   return EntryReply{ino, ToStat(ino, info)};
 }
 
 Status Filesystem::Unlink(uint64_t parent, const std::string& name) {
-  std::lock_guard ns(namespace_mu_);
+  // Before the locks: open readers of the object finish from the cache (up to 64 MiB).
+  if (Result<std::string> path = ChildPath(parent, name); path.ok()) KeepReadable(*path);
   Result<NamedEntry> target_entry = Target(parent, name);
   if (!target_entry.ok()) return target_entry.status();
   const std::string& path = target_entry->path;
@@ -720,11 +731,11 @@ Status Filesystem::Unlink(uint64_t parent, const std::string& name) {
     write->unlinked = true;
     open_writes_.erase(path);
   }
-  KeepReadable(path);
   Result<uint64_t> sequence = writes_.queue->EnqueueDelete(metadata_.KeyOf(path));
   if (sequence.ok()) spdlog::debug("unlink '{}': delete queued as #{}", path, *sequence);
   inodes_.Unlink(path);
   Changed(path);
+  target_entry->guard.Unlock();
   return Await(sequence);
 }
 
@@ -749,7 +760,9 @@ void Filesystem::KeepReadable(const std::string& path) {
 }
 
 Status Filesystem::RmDir(uint64_t parent, const std::string& name) {
-  std::lock_guard ns(namespace_mu_);
+  if (Result<std::string> path = ChildPath(parent, name); path.ok()) {
+    IgnoreError(MergedListing(*path).status(), "only warms the cache for the check below");
+  }
   Result<NamedEntry> target_entry = Target(parent, name);
   if (!target_entry.ok()) return target_entry.status();
   const std::string& path = target_entry->path;
@@ -766,6 +779,7 @@ Status Filesystem::RmDir(uint64_t parent, const std::string& name) {
   Result<uint64_t> sequence = writes_.queue->EnqueueDelete(metadata_.KeyOf(path) + "/");
   inodes_.Unlink(path);
   Changed(path);
+  target_entry->guard.Unlock();
   return Await(sequence);
 }
 
@@ -779,12 +793,27 @@ Status Filesystem::Rename(uint64_t parent, const std::string& name, uint64_t new
   if (!from.ok()) return from.status();
   Result<std::string> to = ChildPath(new_parent, new_name);
   if (!to.ok()) return to.status();
-  std::lock_guard ns(namespace_mu_);
-  Result<std::optional<EntryInfo>> source = Resolve(*from);
-  if (!source.ok()) return source.status();
-  if (!*source) return Status::NotFound("no such entry '" + *from + "'");
+  // Asked first without locks (see Target); a directory is locked with its whole subtree.
+  Result<std::optional<EntryInfo>> ahead = Resolve(*from);
+  if (!ahead.ok()) return ahead.status();
+  IgnoreError(Resolve(*to).status(), "only warms the cache for the decision below");
+  bool subtree = *ahead && (*ahead)->type == EntryType::kDirectory;
+  PathLocks::Guard guard;
+  Result<std::optional<EntryInfo>> source = Status::Internal("unset");
+  for (int attempt = 1;; ++attempt) {
+    guard = names_.Lock({{ParentPath(*from)}, {*from, subtree}, {ParentPath(*to)}, {*to}});
+    source = Resolve(*from);
+    if (!source.ok()) return source.status();
+    if (!*source) return Status::NotFound("no such entry '" + *from + "'");
+    const bool is_dir = (*source)->type == EntryType::kDirectory;
+    if (is_dir == subtree) break;
+    // It changed type meanwhile (replaced by another change of this mount): lock again.
+    if (attempt == 3) return Status::Transient("'" + *from + "' keeps changing; try again");
+    guard.Unlock();
+    subtree = is_dir;
+  }
   if (*from == *to) return Status::Ok();
-  const bool is_dir = (*source)->type == EntryType::kDirectory;
+  const bool is_dir = subtree;
   if (is_dir && PathWithin(*to, *from)) {
     return PosixError(EINVAL, "cannot move '" + *from + "' into itself");
   }
@@ -803,14 +832,19 @@ Status Filesystem::Rename(uint64_t parent, const std::string& name, uint64_t new
       if (!removed.ok()) return removed.status();
     }
   }
-  if (is_dir) return RenameDirectory(*from, *to);
+  if (is_dir) {
+    Result<uint64_t> last = RenameDirectory(*from, *to);
+    guard.Unlock();
+    if (!last.ok()) return last.status();
+    return Await(last);
+  }
 
   std::shared_ptr<OpenWrite> write = FindWrite(*from);
   std::unique_lock<std::shared_mutex> commit;
   if (write) {
     // Its changes go to the old name first; the rename then carries them over.
     commit = std::unique_lock(write->commit_mu);
-    STRATA_RETURN_IF_ERROR(CommitLocked(*write));
+    STRATA_RETURN_IF_ERROR(CommitLocked(*write, /*await=*/false));
   }
   if (std::shared_ptr<OpenWrite> replaced = FindWrite(*to)) {
     std::unique_lock replaced_commit(replaced->commit_mu);
@@ -835,10 +869,11 @@ Status Filesystem::Rename(uint64_t parent, const std::string& name, uint64_t new
   Changed(*from);
   Changed(*to);
   if (commit.owns_lock()) commit.unlock();
+  guard.Unlock();
   return Await(sequence);
 }
 
-Status Filesystem::RenameDirectory(const std::string& from, const std::string& to) {
+Result<uint64_t> Filesystem::RenameDirectory(const std::string& from, const std::string& to) {
   // Commit files being written under it, so that their data moves with the rest.
   std::vector<std::shared_ptr<OpenWrite>> writes;
   {
@@ -847,7 +882,9 @@ Status Filesystem::RenameDirectory(const std::string& from, const std::string& t
       if (PathWithin(path, from)) writes.push_back(write);
     }
   }
-  for (const std::shared_ptr<OpenWrite>& write : writes) STRATA_RETURN_IF_ERROR(Commit(*write));
+  for (const std::shared_ptr<OpenWrite>& write : writes) {
+    STRATA_RETURN_IF_ERROR(Commit(*write, /*await=*/false));
+  }
 
   // Every key under it: S3's, with the queue's pending changes.
   const std::string from_key = metadata_.KeyOf(from) + "/";
@@ -878,7 +915,8 @@ Status Filesystem::RenameDirectory(const std::string& from, const std::string& t
     // An implicit directory: give the new name a marker so that it exists even when empty.
     EntryInfo info = DirectoryInfo();
     info.mtime = Now();
-    STRATA_RETURN_IF_ERROR(PutSmall(to_key, "", info));
+    last = PutSmall(to_key, "", info);
+    if (!last.ok()) return last.status();
   }
   for (const std::string& key : keys) {
     last = writes_.queue->EnqueueRename(key, to_key + key.substr(from_key.size()));
@@ -897,7 +935,7 @@ Status Filesystem::RenameDirectory(const std::string& from, const std::string& t
   }
   inodes_.Rename(from, to);
   metadata_.InvalidateAll();
-  return Await(last);
+  return last;
 }
 
 void Filesystem::OnUploaded(const QueueRecord& record) {

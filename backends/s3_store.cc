@@ -30,6 +30,9 @@ struct S3Store::Request {
   bool has_body = false;
   // When set, a 2xx response body is written here instead of Response::body.
   std::span<char> body_dest{};
+  // The server was asked for at most body_dest.size() bytes (a bounded range): more is a body
+  // garbled on the way (transient), not a buffer too small for what was asked.
+  bool dest_fits_request = false;
 };
 
 struct S3Store::Response {
@@ -480,9 +483,10 @@ Result<S3Store::Response> S3Store::ExecuteOnce(const Request& request,
   bytes_sent_.fetch_add(body_source.offset, std::memory_order_relaxed);
   if (sink.overflow) {
     lease.Discard();
-    return s3::GarbledBody("response body larger than the " +
-                               std::to_string(request.body_dest.size()) + "-byte buffer",
-                           "more bytes than asked for");
+    const std::string what = "response body larger than the " +
+                             std::to_string(request.body_dest.size()) + "-byte buffer";
+    if (request.dest_fits_request) return s3::GarbledBody(what, "more bytes than asked for");
+    return Status::InvalidArgument(what);
   }
   if (code != CURLE_OK) {
     lease.Discard();
@@ -559,6 +563,7 @@ Result<S3Store::Response> S3Store::GetImpl(std::string_view key, const GetOption
       }
       range += std::to_string(options.range->offset + *options.range->length - 1);
       expected_length = options.range->length;
+      request.dest_fits_request = !dest.empty() && *expected_length <= dest.size();
     }
     request.headers.emplace_back("range", range);
   }

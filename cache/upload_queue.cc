@@ -1,8 +1,10 @@
 #include "cache/upload_queue.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <set>
 #include <utility>
 
@@ -438,6 +440,19 @@ std::optional<PendingPut> UploadQueue::LatestPending(const std::string& key) {
 
 bool UploadQueue::PendingDelete(const std::string& key) {
   return Pending(key).kind == PendingState::Kind::kDeleted;
+}
+
+Result<std::optional<UploadQueue::PendingContent>> UploadQueue::OpenPending(
+    const std::string& key) {
+  std::lock_guard lock(mu_);
+  const PendingState state = schedule_.Pending(key);
+  if (state.kind != PendingState::Kind::kPut) return std::optional<PendingContent>();
+  // While the entry is in the schedule its file exists: files are deleted only after their
+  // entries left it. One open(2) under the lock.
+  const int fd = ::open(state.put.staged_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "open pending data " + state.put.staged_path);
+  return std::optional<PendingContent>(
+      PendingContent{std::make_shared<Fd>(fd), state.put.size, state.put.options});
 }
 
 std::vector<std::pair<std::string, PendingState>> UploadQueue::PendingUnder(

@@ -58,8 +58,9 @@
 #include <thread>
 #include <vector>
 
-#include "base/clock.h"
 #include "backends/object_store.h"
+#include "base/clock.h"
+#include "base/posix_file.h"
 #include "base/retry.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
@@ -162,6 +163,15 @@ class UploadQueue {
   std::optional<PendingPut> LatestPending(const std::string& key);
   // Whether `key` is being deleted (its newest pending operation is a delete).
   bool PendingDelete(const std::string& key);
+  // The content the newest pending put of `key` will upload, opened while the queue holds it (it
+  // cannot be uploaded and deleted in between), so that a reader never sees its file vanish.
+  // nullopt when the key's pending state is not a put.
+  struct PendingContent {
+    std::shared_ptr<Fd> fd;
+    uint64_t size = 0;
+    PutOptions options{};
+  };
+  Result<std::optional<PendingContent>> OpenPending(const std::string& key);
   // Pending() of every key under `prefix` with queued operations, in key order (for listings).
   std::vector<std::pair<std::string, PendingState>> PendingUnder(const std::string& prefix);
 

@@ -25,23 +25,36 @@ timespec ToTimespec(TimePoint t) {
 
 }  // namespace
 
-Status PosixError(int err, std::string message) {
-  return Status::InvalidArgument(std::move(message)).WithRemote(0, "errno:" + std::to_string(err));
-}
-
-int PosixErrorNumber(const Status& status) {
-  if (!status.code().starts_with("errno:")) return 0;
-  return std::atoi(status.code().c_str() + 6);
-}
-
-Filesystem::Filesystem(MetadataCache& metadata, ObjectStore& store, StreamFactory streams,
-                       StatsSource stats, FilesystemOptions options, WriteServices writes)
+Filesystem::Filesystem(MetadataCache& metadata, StreamFactory streams, StatsSource stats,
+                       FilesystemOptions options, WriteServices writes)
     : metadata_(metadata),
-      store_(store),
       streams_(std::move(streams)),
       stats_(std::move(stats)),
-      options_(options),
-      writes_(std::move(writes)) {}
+      options_(options) {
+  EnableWrites(std::move(writes));
+}
+
+void Filesystem::EnableWrites(WriteServices writes) {
+  writes_ = std::move(writes);
+  writer_.reset();
+  control_ = std::make_unique<ControlSurface>(
+      metadata_, writable() ? writes_.queue : nullptr, writable() ? writes_.staging.get() : nullptr,
+      [this] {
+        return ControlSurface::CoreCounters{.inodes = inodes_.size(),
+                                            .open_files = open_files_.load(),
+                                            .files_being_written = open_writes_.size()};
+      },
+      stats_);
+  view_ = std::make_unique<MergedView>(metadata_, writes_.queue, open_writes_, streams_);
+  if (!writable()) {
+    view_ = std::make_unique<MergedView>(metadata_, nullptr, open_writes_, streams_);
+    return;
+  }
+  writer_ = std::make_unique<OpenWrites>(
+      open_writes_, *view_, metadata_, *writes_.staging, *writes_.queue,
+      AttributeDefaults{.uid = options_.uid, .gid = options_.gid, .umask = options_.umask},
+      writes_.sync_upload, writes_.sync_timeout);
+}
 
 Filesystem::~Filesystem() = default;
 
@@ -84,7 +97,7 @@ Result<EntryInfo> Filesystem::InfoOf(const InodeTable::Node& node) {
     root.type = EntryType::kDirectory;
     return root;
   }
-  Result<std::optional<EntryInfo>> info = Resolve(node.path);
+  Result<std::optional<EntryInfo>> info = view_->Resolve(node.path);
   if (!info.ok()) return info.status();
   if (!*info || (*info)->type != node.type) {
     return Status::NotFound("'" + node.path + "' no longer exists");
@@ -102,7 +115,7 @@ Result<EntryReply> Filesystem::Lookup(uint64_t parent, const std::string& name) 
     return Status::InvalidArgument("name too long for an S3 key: " + path)
         .WithRemote(0, "NameTooLong");
   }
-  Result<std::optional<EntryInfo>> info = Resolve(path);
+  Result<std::optional<EntryInfo>> info = view_->Resolve(path);
   if (!info.ok()) return info.status();
   if (!*info) return Status::NotFound("no such entry '" + path + "'");
   const uint64_t ino = inodes_.Lookup(path, (*info)->type);
@@ -145,7 +158,7 @@ Result<uint64_t> Filesystem::OpenDir(uint64_t ino) {
   if (!node || node->type != EntryType::kDirectory) {
     return Status::NotFound("no directory inode " + std::to_string(ino));
   }
-  Result<std::shared_ptr<const DirListing>> listing = MergedListing(node->path);
+  Result<std::shared_ptr<const DirListing>> listing = view_->List(node->path);
   if (!listing.ok()) return listing.status();
   auto handle = std::make_shared<DirHandle>();
   handle->path = node->path;
@@ -201,7 +214,7 @@ Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
   OpenReply reply{next_handle_++, false};
   if (writer) {
     STRATA_RETURN_IF_ERROR(CheckWritable());
-    Result<std::shared_ptr<OpenWrite>> write = GetOrMakeWrite(node->path);
+    Result<std::shared_ptr<OpenWrite>> write = writer_->GetOrMake(node->path);
     if (!write.ok()) return write.status();
     OpenWrite& w = **write;
     {
@@ -213,7 +226,7 @@ Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
     if (flags & O_TRUNC) {
       std::shared_lock commit(w.commit_mu);
       Status truncated = [&]() -> Status {
-        Result<std::shared_ptr<StagedFile>> staged = Staged(w);
+        Result<std::shared_ptr<StagedFile>> staged = writer_->Staged(w);
         if (!staged.ok()) return staged.status();
         return (*staged)->Truncate(0);
       }();
@@ -221,7 +234,7 @@ Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
       if (!truncated.ok()) {
         --w.writers;
         lock.unlock();
-        DropWriteIfIdle(*write);
+        open_writes_.EraseIfIdle(*write);
         return truncated;
       }
       w.dirty = true;
@@ -230,7 +243,7 @@ Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
     file->write = *write;
     file->writer = true;
     file->append = (flags & O_APPEND) != 0;
-  } else if (std::shared_ptr<OpenWrite> write = FindWrite(node->path)) {
+  } else if (std::shared_ptr<OpenWrite> write = open_writes_.Find(node->path)) {
     file->write = std::move(write);  // being written here: read what is staged
   } else {
     std::optional<ObjectVersion> version;
@@ -242,7 +255,7 @@ Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
       if (pending.kind != PendingState::Kind::kNone) {
         // Not in S3 yet (or under another key): read what the queue will upload.
         uint64_t size = 0;
-        Result<SourceReader> source = SourceOf(node->path, &size);
+        Result<SourceReader> source = view_->SourceOf(node->path, &size);
         if (!source.ok()) return source.status();
         if (!*source) return Status::NotFound("'" + node->path + "' no longer exists");
         file->source = std::move(*source);
@@ -320,7 +333,7 @@ void Filesystem::Release(uint64_t handle) {
     files_.erase(it);
   }
   open_files_--;
-  if (file->writer) ReleaseWriter(file->write);
+  if (file->writer) writer_->ReleaseWriter(file->write);
 }
 
 Result<std::string> Filesystem::ReadLink(uint64_t ino) {
@@ -337,20 +350,37 @@ Result<std::string> Filesystem::ReadLink(uint64_t ino) {
     }
     if (pending.kind == PendingState::Kind::kCopy) key = pending.copy_source;
     if (pending.kind == PendingState::Kind::kPut) {
-      const int fd = ::open(pending.put.staged_path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd >= 0) {
-        Fd file(fd);
-        std::string target(std::min<uint64_t>(pending.put.size, kMaxTarget), '\0');
-        const ssize_t n = ::pread(fd, target.data(), target.size(), 0);
-        if (n < 0) return ErrnoStatus(errno, "read " + pending.put.staged_path);
-        target.resize(static_cast<size_t>(n));
+      Result<std::optional<UploadQueue::PendingContent>> content = writes_.queue->OpenPending(key);
+      if (!content.ok()) return content.status();
+      if (*content) {
+        std::string target(std::min<uint64_t>((*content)->size, kMaxTarget), '\0');
+        Result<size_t> got = LocalSource((*content)->fd)(0, std::span<char>(target));
+        if (!got.ok()) return got.status();
+        target.resize(*got);
         return target;
       }
     }
   }
-  Result<GetResult> got = store_.Get(key, GetOptions{.range = ByteRange{0, kMaxTarget}});
+  // Through the chunk cache, like any file's data: the target is the object's body.
+  Result<std::optional<EntryInfo>> info = key == metadata_.KeyOf(node->path)
+                                              ? metadata_.Revalidate(node->path)
+                                              : Status::NotFound("a pending rename's source");
+  std::optional<ObjectVersion> version;
+  if (info.ok() && *info) {
+    version = ObjectVersion{metadata_.options().bucket, key, (*info)->etag, (*info)->size};
+  } else if (info.ok() || info.status().IsNotFound()) {
+    Result<ObjectInfo> head = metadata_.HeadKey(key);
+    if (!head.ok()) return head.status();
+    version = ObjectVersion{metadata_.options().bucket, key, head->etag, head->size};
+  } else {
+    return info.status();
+  }
+  std::string target(std::min<uint64_t>(version->size, kMaxTarget), '\0');
+  if (target.empty()) return target;
+  Result<size_t> got = streams_(*version)->Read(0, std::span<char>(target));
   if (!got.ok()) return got.status();
-  return std::move(got->body);
+  target.resize(*got);
+  return target;
 }
 
 struct statvfs Filesystem::StatFs() {
@@ -366,32 +396,6 @@ struct statvfs Filesystem::StatFs() {
   st.f_favail = st.f_files;
   st.f_namemax = 255;
   return st;
-}
-
-std::string Filesystem::StatsText() {
-  const MetadataCounters meta = metadata_.counters();
-  std::string out;
-  out += "inodes " + std::to_string(inodes_.size()) + "\n";
-  out += "open_files " + std::to_string(open_files_.load()) + "\n";
-  out += "metadata_list_requests " + std::to_string(meta.list_requests) + "\n";
-  out += "metadata_head_requests " + std::to_string(meta.head_requests) + "\n";
-  if (writable()) {
-    const UploadQueueStats queue = writes_.queue->stats();
-    out += "queue_depth " + std::to_string(queue.depth) + "\n";
-    out += "queue_dead_letters " + std::to_string(queue.dead_letters) + "\n";
-    out += "queue_staged_bytes " + std::to_string(queue.staged_bytes) + "\n";
-    out += "queue_bytes_uploaded " + std::to_string(queue.bytes_uploaded) + "\n";
-    out += "queue_uploads_done " + std::to_string(queue.uploads_done) + "\n";
-    out += "queue_retries " + std::to_string(queue.retries) + "\n";
-    out += "queue_backoff " + std::to_string(queue.backoff) + "\n";
-    out += "queue_stuck " + std::to_string(queue.stuck) + "\n";
-    out += "queue_dropped " + std::to_string(queue.dropped) + "\n";
-    out += "staging_bytes " + std::to_string(writes_.staging->used_bytes()) + "\n";
-    std::lock_guard lock(mu_);
-    out += "files_being_written " + std::to_string(open_writes_.size()) + "\n";
-  }
-  if (stats_) out += stats_();
-  return out;
 }
 
 }  // namespace strata

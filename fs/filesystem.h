@@ -1,6 +1,11 @@
-// Filesystem: the POSIX view of one bucket prefix, independent of FUSE so that tests drive it
-// without a kernel. FuseAdapter translates kernel requests into these calls and Status into
-// errno. Thread-safe: FUSE calls it from many threads at once.
+// Filesystem: the POSIX operations on one bucket prefix, independent of FUSE so that tests drive
+// it without a kernel. FuseSession (fuse_adapter.h) translates kernel requests into these calls
+// and Status into errno. Thread-safe: FUSE calls it from many threads at once. It composes:
+//   MergedView (merged_view.h)        what the tree looks like: S3, queue and open writes;
+//   OpenWrites (open_writes.h)        staging and committing files being written;
+//   PathLocks (path_locks.h)          the names a namespace change decides on;
+//   ControlSurface (control_surface.h) stats, queue listing and retry for the operator.
+// It reaches S3 only through the MetadataCache and the read streams.
 //
 // Reads: attributes come from MetadataCache; file data from a ReadStream per open handle
 // (memory tier, disk tier, then S3). An open handle reads the version (ETag) it opened: if the
@@ -36,9 +41,14 @@
 #include "cache/read_stream.h"
 #include "cache/staging_area.h"
 #include "cache/upload_queue.h"
+#include "fs/control_surface.h"
 #include "fs/inode_table.h"
+#include "fs/merged_view.h"
 #include "fs/metadata_cache.h"
+#include "fs/open_write.h"
+#include "fs/open_writes.h"
 #include "fs/path_locks.h"
+#include "fs/posix_error.h"
 
 namespace strata {
 
@@ -66,12 +76,6 @@ struct Caller {
   gid_t gid = 0;
 };
 
-// An error with a POSIX errno of its own (EEXIST, ENOTEMPTY, ...), which the FUSE adapter
-// returns as is. The kind is kInvalidArgument.
-Status PosixError(int err, std::string message);
-// The errno of a PosixError, else 0.
-int PosixErrorNumber(const Status& status);
-
 struct SetAttrRequest {
   std::optional<uint64_t> size{};
   std::optional<mode_t> mode{};
@@ -98,19 +102,18 @@ struct OpenReply {
 
 class Filesystem {
  public:
-  // Makes a reader of one object version for an open handle.
-  using StreamFactory = std::function<std::unique_ptr<ReadStream>(const ObjectVersion&)>;
+  using StreamFactory = strata::StreamFactory;  // a reader of one object version
   // Extra lines for StatsText (cache and S3 counters), provided by the composition root.
-  using StatsSource = std::function<std::string()>;
+  using StatsSource = ControlSurface::StatsSource;
 
-  // `metadata` and `store` must outlive *this.
-  Filesystem(MetadataCache& metadata, ObjectStore& store, StreamFactory streams, StatsSource stats,
+  // `metadata` must outlive *this. fs/ reaches S3 only through it and `streams`.
+  Filesystem(MetadataCache& metadata, StreamFactory streams, StatsSource stats,
              FilesystemOptions options, WriteServices writes = {});
   ~Filesystem();
 
   // Makes the filesystem writable. REQUIRES: before any request is served (the queue's workers
   // run in the serving process, which may be a fork of the one that built the Filesystem).
-  void EnableWrites(WriteServices writes) { writes_ = std::move(writes); }
+  void EnableWrites(WriteServices writes);
   bool writable() const { return writes_.staging != nullptr && writes_.queue != nullptr; }
 
   // The entry `name` in directory `parent`; raises its lookup count (libfuse contract).
@@ -158,20 +161,13 @@ class Filesystem {
   // remembers the attributes it stored (see MetadataCache::RememberAttributes).
   void OnUploaded(const QueueRecord& record);
 
-  // One page of the upload queue for `strata queue`: a header line, then one line per entry
-  // with a sequence number above `after`, as many as fit in `max_bytes` (at least one). An
-  // empty page (the header alone) is the end.
-  std::string QueueText(uint64_t after = 0, size_t max_bytes = kQueuePageBytes);
-  static constexpr size_t kQueuePageBytes = 60 * 1024;  // under the 64 KiB xattr limit
-  // Requeues dead letters; returns how many there were.
-  Result<uint64_t> RetryQueue();
+  // Stats, queue listing and retry for the operator.
+  ControlSurface& control() { return *control_; }
 
   // The target of a symlink (the object's body, as s3fs stores it).
   Result<std::string> ReadLink(uint64_t ino);
 
   struct statvfs StatFs();
-  // Counters as "name value" lines, for `strata stats`.
-  std::string StatsText();
 
   size_t inode_count() { return inodes_.size(); }
 
@@ -180,20 +176,6 @@ class Filesystem {
     std::string path;
     std::shared_ptr<const DirListing> listing;
     std::vector<const std::pair<const std::string, EntryInfo>*> order;
-  };
-  // A path being written: staged data and attributes shared by every handle of the path.
-  struct OpenWrite {
-    // Held shared by calls that use `staged`, exclusively by a commit (which detaches it).
-    std::shared_mutex commit_mu;
-    std::mutex mu;  // guards the fields below; held for Create of `staged`, not across I/O
-    std::string path GUARDED_BY(mu);
-    EntryInfo info GUARDED_BY(mu);  // type, mode, uid, gid, mtime; size when `staged` is null
-    std::shared_ptr<StagedFile> staged GUARDED_BY(mu);
-    // What was committed last, kept open to restage from without asking the queue or S3.
-    std::shared_ptr<Fd> base GUARDED_BY(mu);
-    bool dirty GUARDED_BY(mu) = false;     // changes not committed
-    bool unlinked GUARDED_BY(mu) = false;  // its name is gone: nothing more is committed
-    int writers GUARDED_BY(mu) = 0;        // handles open for writing
   };
   struct FileHandle {
     uint64_t ino = 0;
@@ -214,14 +196,6 @@ class Filesystem {
   std::shared_ptr<FileHandle> FindFile(uint64_t handle);
   Result<EntryInfo> InfoOf(const InodeTable::Node& node);
 
-  // What `path` is now: an open write, else the queue's pending state, else S3.
-  Result<std::optional<EntryInfo>> Resolve(const std::string& path);
-  // S3's listing of `dir` with the queue and open writes laid over it.
-  // `check_self`: when S3 does not know `dir`, check that the queue makes it exist (else an
-  // empty listing).
-  Result<std::shared_ptr<const DirListing>> MergedListing(const std::string& dir,
-                                                          bool check_self = true);
-  Result<std::optional<EntryInfo>> InfoFromPending(const PendingState& pending);
   Status CheckWritable() const;
   // The target of a namespace change: `name` in `parent` and what is there now (nullopt:
   // nothing), decided under the locks of the name and its parent, which `guard` holds so that
@@ -238,38 +212,13 @@ class Filesystem {
   // those handles can finish reading it (small objects only).
   void KeepReadable(const std::string& path);
   Result<std::string> ChildPath(uint64_t parent, const std::string& name);
-  std::shared_ptr<OpenWrite> FindWrite(const std::string& path);
-  // The open write of `path`, made from what the path holds now when there is none.
-  Result<std::shared_ptr<OpenWrite>> GetOrMakeWrite(const std::string& path);
-  // Its staged file, restaged from the committed content when it has none. REQUIRES: commit_mu
-  // held (shared or exclusive).
-  Result<std::shared_ptr<StagedFile>> Staged(OpenWrite& write);
-  // Reads the current committed content of `path` (pending upload or S3) for staging.
-  Result<SourceReader> SourceOf(const std::string& path, uint64_t* size);
-  // Hands the file's changes to the queue (see the top). No-op when clean or unlinked. With
-  // `await` and --sync-upload, waits for the upload too.
-  Status Commit(OpenWrite& write, bool await = true);
-  // The write's path as a key, with its attributes as s3fs headers.
-  PutOptions PutOptionsFor(const EntryInfo& info) const;
-  // Queues a put of `content` (a directory marker, a symlink) with `info`'s attributes; returns
-  // its sequence number (for Await, once the name locks are released).
-  Result<uint64_t> PutSmall(const std::string& key, const std::string& content,
-                            const EntryInfo& info);
-  Status Await(Result<uint64_t> sequence);
-  // Forgets `write` when no handle uses it any more.
-  void DropWriteIfIdle(const std::shared_ptr<OpenWrite>& write);
   void Changed(const std::string& path);
   // Queues the rename of every object under `from`; returns the last sequence number.
   // REQUIRES: `from` locked with its subtree.
   Result<uint64_t> RenameDirectory(const std::string& from, const std::string& to);
   // Reads through a handle without a stream: its open write, or a pending upload's data.
   Result<size_t> ReadLocal(FileHandle& file, uint64_t offset, std::span<char> out);
-  // A writer handle closed: commits what is left once no writer remains.
-  void ReleaseWriter(const std::shared_ptr<OpenWrite>& write);
-  // REQUIRES: write.commit_mu held exclusively.
-  Status CommitLocked(OpenWrite& write, bool await = true);
   MetadataCache& metadata_;
-  ObjectStore& store_;
   StreamFactory streams_;
   StatsSource stats_;
   const FilesystemOptions options_;
@@ -279,14 +228,19 @@ class Filesystem {
   std::atomic<uint64_t> next_handle_{1};
   std::atomic<uint64_t> open_files_{0};
 
-  // Lock order: mu_ is a leaf; never held across metadata or store calls.
+  // Lock order: names_ (PathLocks), then OpenWrite::commit_mu, then the OpenWriteTable's lock,
+  // then OpenWrite::mu. mu_ is a leaf; never held across metadata or store calls.
   std::mutex mu_;
   std::unordered_map<uint64_t, std::shared_ptr<DirHandle>> dirs_ GUARDED_BY(mu_);
   std::unordered_map<uint64_t, std::shared_ptr<FileHandle>> files_ GUARDED_BY(mu_);
   // The ETag each inode was last opened at, to let the kernel keep its page cache.
   std::unordered_map<uint64_t, std::string> last_open_etag_ GUARDED_BY(mu_);
-  // Paths being written (OpenWrite::path), see the top.
-  std::unordered_map<std::string, std::shared_ptr<OpenWrite>> open_writes_ GUARDED_BY(mu_);
+  // Paths being written, the merged view over them, and the machinery that commits them (null
+  // on a read-only mount).
+  OpenWriteTable open_writes_;
+  std::unique_ptr<MergedView> view_;
+  std::unique_ptr<OpenWrites> writer_;
+  std::unique_ptr<ControlSurface> control_;
   // Namespace changes (create, unlink, mkdir, rmdir, rename, symlink, a directory's attributes)
   // lock the names they decide on, so that changes of the same names do not interleave while
   // other names proceed. Held around the decision and the enqueue, never across a wait for an

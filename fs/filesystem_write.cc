@@ -19,7 +19,6 @@ namespace strata {
 namespace {
 
 constexpr size_t kMaxKeyBytes = 1024;  // S3's limit on a key
-constexpr const char* kDirectoryContentType = "application/x-directory";
 
 EntryInfo DirectoryInfo() {
   EntryInfo info;
@@ -29,24 +28,6 @@ EntryInfo DirectoryInfo() {
 
 TimePoint Now() { return std::chrono::system_clock::now(); }
 
-// A SourceReader over a local file (a pending upload's data, or what a commit handed over).
-SourceReader LocalSource(std::shared_ptr<Fd> fd) {
-  return [fd = std::move(fd)](uint64_t offset, std::span<char> out) -> Result<size_t> {
-    size_t done = 0;
-    while (done < out.size()) {
-      const ssize_t n = ::pread(fd->get(), out.data() + done, out.size() - done,
-                                static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoStatus(errno, "read of committed data");
-      }
-      if (n == 0) break;
-      done += static_cast<size_t>(n);
-    }
-    return done;
-  };
-}
-
 }  // namespace
 
 Result<Filesystem::NamedEntry> Filesystem::Target(uint64_t parent, const std::string& name) {
@@ -55,9 +36,10 @@ Result<Filesystem::NamedEntry> Filesystem::Target(uint64_t parent, const std::st
   if (!path.ok()) return path.status();
   // Asked first without a lock, so that what S3 says is in the metadata cache and the decision
   // under the locks rarely waits for S3 (it does when the entry expired in between).
-  if (Result<std::optional<EntryInfo>> ahead = Resolve(*path); !ahead.ok()) return ahead.status();
+  if (Result<std::optional<EntryInfo>> ahead = view_->Resolve(*path); !ahead.ok())
+    return ahead.status();
   PathLocks::Guard guard = names_.Lock({{ParentPath(*path)}, {*path}});
-  Result<std::optional<EntryInfo>> existing = Resolve(*path);
+  Result<std::optional<EntryInfo>> existing = view_->Resolve(*path);
   if (!existing.ok()) return existing.status();
   return NamedEntry{std::move(*path), std::move(*existing), std::move(guard)};
 }
@@ -90,388 +72,7 @@ Result<std::string> Filesystem::ChildPath(uint64_t parent, const std::string& na
   return path;
 }
 
-std::shared_ptr<Filesystem::OpenWrite> Filesystem::FindWrite(const std::string& path) {
-  std::lock_guard lock(mu_);
-  auto it = open_writes_.find(path);
-  return it == open_writes_.end() ? nullptr : it->second;
-}
-
-Result<std::optional<EntryInfo>> Filesystem::InfoFromPending(const PendingState& pending) {
-  if (pending.kind == PendingState::Kind::kPut) {
-    EntryInfo info;
-    info.size = pending.put.size;
-    info.mtime = Now();
-    ApplyPosixMetadata(pending.put.options.metadata, info);
-    if (pending.put.options.content_type == kDirectoryContentType)
-      info.type = EntryType::kDirectory;
-    return std::optional<EntryInfo>(info);
-  }
-  if (pending.kind == PendingState::Kind::kCopy) {
-    // Renamed, not yet copied: the source object still holds the content and attributes.
-    Result<ObjectInfo> head = store_.Head(pending.copy_source);
-    if (!head.ok()) {
-      if (head.status().IsNotFound()) return std::optional<EntryInfo>();
-      return head.status();
-    }
-    EntryInfo info;
-    info.size = head->size;
-    info.mtime = head->last_modified;
-    info.etag = head->etag;
-    ApplyPosixMetadata(head->metadata, info);
-    return std::optional<EntryInfo>(info);
-  }
-  return std::optional<EntryInfo>();
-}
-
-Result<std::optional<EntryInfo>> Filesystem::Resolve(const std::string& path) {
-  if (path.empty()) return std::optional<EntryInfo>(DirectoryInfo());
-  if (std::shared_ptr<OpenWrite> write = FindWrite(path)) {
-    std::lock_guard lock(write->mu);
-    if (!write->unlinked) {
-      EntryInfo info = write->info;
-      if (write->staged) info.size = write->staged->size();
-      return std::optional<EntryInfo>(info);
-    }
-  }
-  std::string dir, name;
-  SplitPath(path, dir, name);
-  if (!writable()) return metadata_.Lookup(dir, name);
-  const std::string key = metadata_.KeyOf(path);
-  PendingState file;
-  for (int attempt = 1;; ++attempt) {
-    file = writes_.queue->Pending(key);
-    if (file.kind != PendingState::Kind::kPut && file.kind != PendingState::Kind::kCopy) break;
-    Result<std::optional<EntryInfo>> info = InfoFromPending(file);
-    if (!info.ok() || *info) return info;
-    // A pending copy whose source is gone finished meanwhile: look at the queue again.
-    if (attempt == 5) return Status::Transient("'" + path + "' keeps changing; try again");
-  }
-  const PendingState marker = writes_.queue->Pending(key + "/");
-  if (marker.kind == PendingState::Kind::kPut) {
-    EntryInfo info = DirectoryInfo();
-    ApplyPosixMetadata(marker.put.options.metadata, info);
-    info.type = EntryType::kDirectory;
-    return std::optional<EntryInfo>(info);
-  }
-  // The queue's state is taken before S3's: an operation that finishes in between is then
-  // still seen as pending, and S3's answer, older or newer, is corrected by it.
-  bool deletes_under = false;
-  for (const auto& [child, state] : writes_.queue->PendingUnder(key + "/")) {
-    if (state.kind == PendingState::Kind::kPut || state.kind == PendingState::Kind::kCopy) {
-      return std::optional<EntryInfo>(DirectoryInfo());  // implied by a pending child
-    }
-    if (state.kind == PendingState::Kind::kDeleted) deletes_under = true;
-  }
-  Result<std::optional<EntryInfo>> info = metadata_.Lookup(dir, name);
-  if (!info.ok() || !*info) return info;
-  if ((*info)->type == EntryType::kDirectory) {
-    // rmdir queued the deletion of the marker of an empty directory.
-    if (marker.kind == PendingState::Kind::kDeleted) return std::optional<EntryInfo>();
-    if (deletes_under) {
-      // A directory whose objects are all being deleted (or renamed away) is gone.
-      Result<std::shared_ptr<const DirListing>> listing = MergedListing(path, false);
-      if (listing.ok() && (*listing)->entries.empty() && !(*listing)->marker) {
-        return std::optional<EntryInfo>();
-      }
-    }
-  } else if (file.kind == PendingState::Kind::kDeleted) {
-    return std::optional<EntryInfo>();
-  }
-  return info;
-}
-
-Result<std::shared_ptr<const DirListing>> Filesystem::MergedListing(const std::string& dir,
-                                                                    bool check_self) {
-  if (!writable()) return metadata_.List(dir);
-  // The queue first, then S3 (see Resolve).
-  const std::string prefix = dir.empty() ? metadata_.options().prefix : metadata_.KeyOf(dir) + "/";
-  const std::vector<std::pair<std::string, PendingState>> pending =
-      writes_.queue->PendingUnder(prefix);
-  Result<std::shared_ptr<const DirListing>> base = metadata_.List(dir);
-  auto merged = std::make_shared<DirListing>();
-  if (base.ok()) {
-    *merged = **base;
-  } else if (base.status().IsNotFound()) {
-    // Not in S3 (yet): it may exist only in the queue.
-    if (!check_self) return std::shared_ptr<const DirListing>(std::move(merged));
-    Result<std::optional<EntryInfo>> self = Resolve(dir);
-    if (!self.ok()) return self.status();
-    if (!*self || (*self)->type != EntryType::kDirectory) return base.status();
-  } else {
-    return base.status();
-  }
-  std::set<std::string> emptied;  // subdirectories with deletions under them
-  for (const auto& [key, state] : pending) {
-    const std::string rest = key.substr(prefix.size());
-    if (rest.empty()) continue;  // this directory's own marker
-    const size_t slash = rest.find('/');
-    const bool live =
-        state.kind == PendingState::Kind::kPut || state.kind == PendingState::Kind::kCopy;
-    if (slash != std::string::npos) {
-      const std::string name = rest.substr(0, slash);
-      if (!ValidFileName(name)) continue;
-      if (live) {
-        EntryInfo& entry = merged->entries[name];
-        if (entry.type != EntryType::kDirectory) entry = DirectoryInfo();
-        if (slash + 1 == rest.size()) ApplyPosixMetadata(state.put.options.metadata, entry);
-        entry.type = EntryType::kDirectory;
-      } else if (state.kind == PendingState::Kind::kDeleted) {
-        emptied.insert(name);  // gone unless something live remains under it
-      }
-      continue;
-    }
-    if (!ValidFileName(rest)) continue;
-    if (live) {
-      Result<std::optional<EntryInfo>> info = InfoFromPending(state);
-      if (!info.ok()) return info.status();
-      auto it = merged->entries.find(rest);
-      if (*info && (it == merged->entries.end() || it->second.type != EntryType::kDirectory)) {
-        merged->entries[rest] = **info;
-      }
-    } else if (state.kind == PendingState::Kind::kDeleted) {
-      auto it = merged->entries.find(rest);
-      if (it != merged->entries.end() && it->second.type != EntryType::kDirectory) {
-        merged->entries.erase(it);
-      }
-    }
-  }
-  for (const std::string& name : emptied) {
-    auto it = merged->entries.find(name);
-    if (it == merged->entries.end() || it->second.type != EntryType::kDirectory) continue;
-    Result<std::optional<EntryInfo>> still = Resolve(JoinPath(dir, name));
-    if (still.ok() && !*still) merged->entries.erase(it);
-  }
-  std::vector<std::shared_ptr<OpenWrite>> writes;
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& [path, write] : open_writes_) {
-      if (ParentPath(path) == dir) writes.push_back(write);
-    }
-  }
-  for (const std::shared_ptr<OpenWrite>& write : writes) {
-    std::lock_guard lock(write->mu);
-    if (write->unlinked) continue;
-    std::string parent, name;
-    SplitPath(write->path, parent, name);
-    if (parent != dir) continue;
-    EntryInfo info = write->info;
-    if (write->staged) info.size = write->staged->size();
-    merged->entries[name] = info;
-  }
-  return std::shared_ptr<const DirListing>(std::move(merged));
-}
-
-Result<SourceReader> Filesystem::SourceOf(const std::string& path, uint64_t* size) {
-  *size = 0;
-  const std::string key = metadata_.KeyOf(path);
-  std::optional<ObjectVersion> version;
-  for (int attempt = 0; attempt < 5 && !version; ++attempt) {
-    PendingState pending = writes_.queue->Pending(key);
-    switch (pending.kind) {
-      case PendingState::Kind::kDeleted:
-        return SourceReader();
-      case PendingState::Kind::kPut: {
-        const int fd = ::open(pending.put.staged_path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0 && errno == ENOENT) continue;  // uploaded meanwhile: ask again
-        if (fd < 0) return ErrnoStatus(errno, "open " + pending.put.staged_path);
-        *size = pending.put.size;
-        return LocalSource(std::make_shared<Fd>(fd));
-      }
-      case PendingState::Kind::kCopy: {
-        Result<ObjectInfo> head = store_.Head(pending.copy_source);
-        if (!head.ok() && head.status().IsNotFound()) continue;  // copied meanwhile: ask again
-        if (!head.ok()) return head.status();
-        version =
-            ObjectVersion{metadata_.options().bucket, pending.copy_source, head->etag, head->size};
-        break;
-      }
-      case PendingState::Kind::kNone: {
-        Result<std::optional<EntryInfo>> info = metadata_.Revalidate(path);
-        if (!info.ok()) return info.status();
-        if (!*info) return SourceReader();
-        version = ObjectVersion{metadata_.options().bucket, key, (*info)->etag, (*info)->size};
-        break;
-      }
-    }
-  }
-  if (!version) {
-    // Never an empty source for a file that has content: the caller would write it back empty.
-    return Status::Transient("the content of '" + path + "' kept moving; try again");
-  }
-  *size = version->size;
-  if (version->key == key) {
-    std::shared_ptr<ReadStream> stream = streams_(*version);
-    return SourceReader([stream](uint64_t offset, std::span<char> out) -> Result<size_t> {
-      return stream->Read(offset, out);
-    });
-  }
-  // A pending rename's source: once the copy is done the queue deletes it, and the bytes are
-  // read from the copy under `key` instead (the same size, or the content moved on: an error).
-  struct CopySource {
-    std::mutex mu;
-    std::shared_ptr<ReadStream> stream;
-    bool switched = false;
-  };
-  auto state = std::make_shared<CopySource>();
-  state->stream = streams_(*version);
-  const uint64_t expected_size = version->size;
-  return SourceReader(
-      [this, state, key, expected_size](uint64_t offset, std::span<char> out) -> Result<size_t> {
-        std::shared_ptr<ReadStream> stream;
-        bool switched = false;
-        {
-          std::lock_guard lock(state->mu);
-          stream = state->stream;
-          switched = state->switched;
-        }
-        Result<size_t> got = stream->Read(offset, out);
-        if (got.ok() || switched || !got.status().IsNotFound()) return got;
-        Result<ObjectInfo> head = store_.Head(key);
-        if (!head.ok()) return head.status();
-        if (head->size != expected_size) {
-          return Status::PreconditionFailed("'" + key + "' changed while its rename was pending");
-        }
-        {
-          std::lock_guard lock(state->mu);
-          if (!state->switched) {
-            state->stream =
-                streams_(ObjectVersion{metadata_.options().bucket, key, head->etag, head->size});
-            state->switched = true;
-          }
-          stream = state->stream;
-        }
-        return stream->Read(offset, out);
-      });
-}
-
-Result<std::shared_ptr<Filesystem::OpenWrite>> Filesystem::GetOrMakeWrite(const std::string& path) {
-  if (std::shared_ptr<OpenWrite> write = FindWrite(path)) return write;
-  Result<std::optional<EntryInfo>> info = Resolve(path);
-  if (!info.ok()) return info.status();
-  if (!*info) return Status::NotFound("'" + path + "' does not exist");
-  if ((*info)->type == EntryType::kDirectory) {
-    return PosixError(EISDIR, "'" + path + "' is a directory");
-  }
-  auto write = std::make_shared<OpenWrite>();
-  {
-    std::lock_guard lock(write->mu);
-    write->path = path;
-    write->info = **info;
-  }
-  std::lock_guard lock(mu_);
-  auto [it, inserted] = open_writes_.emplace(path, write);
-  return it->second;
-}
-
-Result<std::shared_ptr<StagedFile>> Filesystem::Staged(OpenWrite& write) {
-  std::lock_guard lock(write.mu);
-  if (write.staged) return write.staged;
-  uint64_t size = 0;
-  SourceReader source;
-  if (write.base) {
-    struct stat st {};
-    if (::fstat(write.base->get(), &st) != 0) return ErrnoStatus(errno, "fstat");
-    size = static_cast<uint64_t>(st.st_size);
-    source = LocalSource(write.base);
-  } else if (!write.unlinked) {
-    Result<SourceReader> from = SourceOf(write.path, &size);
-    if (!from.ok()) return from.status();
-    source = std::move(*from);
-  }
-  Result<std::shared_ptr<StagedFile>> staged =
-      writes_.staging->Create(write.path, size, size > 0 ? std::move(source) : SourceReader());
-  if (!staged.ok()) return staged.status();
-  write.staged = *staged;
-  return write.staged;
-}
-
-PutOptions Filesystem::PutOptionsFor(const EntryInfo& info) const {
-  PutOptions options;
-  const mode_t default_perms =
-      (info.type == EntryType::kFile ? 0666 : 0777) & ~options_.umask & 07777;
-  options.metadata = PosixMetadata(info, default_perms, options_.uid, options_.gid);
-  if (info.type == EntryType::kDirectory) options.content_type = kDirectoryContentType;
-  return options;
-}
-
-Status Filesystem::Await(Result<uint64_t> sequence) {
-  if (!sequence.ok()) return sequence.status();
-  if (!writes_.sync_upload) return Status::Ok();
-  return writes_.queue->WaitUploaded(*sequence, writes_.sync_timeout);
-}
-
 void Filesystem::Changed(const std::string& path) { metadata_.Invalidate(path); }
-
-Status Filesystem::Commit(OpenWrite& write, bool await) {
-  std::unique_lock commit(write.commit_mu);
-  return CommitLocked(write, await);
-}
-
-Status Filesystem::CommitLocked(OpenWrite& write, bool await) {
-  std::string path;
-  EntryInfo info;
-  {
-    std::lock_guard lock(write.mu);
-    if (!write.dirty || write.unlinked) {
-      spdlog::debug("commit '{}': nothing to queue (dirty {}, unlinked {})", write.path,
-                    write.dirty, write.unlinked);
-      return Status::Ok();
-    }
-    path = write.path;
-    info = write.info;
-  }
-  Result<std::shared_ptr<StagedFile>> staged = Staged(write);  // attributes-only changes
-  if (!staged.ok()) return staged.status();
-  info.size = (*staged)->size();
-  // EnqueuePut fsyncs the file and the directory it moves it into: no need to do it twice.
-  STRATA_RETURN_IF_ERROR((*staged)->Detach(/*durable=*/false));
-  const std::string staged_path = (*staged)->path();
-  // Kept open: later writes restage from it, whatever the queue does with the file meanwhile.
-  const int fd = ::open(staged_path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, "open " + staged_path);
-  auto base = std::make_shared<Fd>(fd);
-  Result<uint64_t> sequence =
-      writes_.queue->EnqueuePut(metadata_.KeyOf(path), staged_path, info.size, PutOptionsFor(info));
-  {
-    std::lock_guard lock(write.mu);
-    write.staged = nullptr;
-    write.base = base;
-    if (sequence.ok()) {
-      write.dirty = false;
-      write.info.size = info.size;
-    }
-  }
-  if (!sequence.ok()) {
-    // Nothing was queued; the changes live on through `base` and stay dirty.
-    ::unlink(staged_path.c_str());
-    return sequence.status();
-  }
-  spdlog::debug("commit '{}': {} bytes queued as #{}", path, info.size, *sequence);
-  Changed(path);
-  return await ? Await(sequence) : Status::Ok();
-}
-
-void Filesystem::DropWriteIfIdle(const std::shared_ptr<OpenWrite>& write) {
-  std::lock_guard lock(mu_);
-  std::lock_guard write_lock(write->mu);
-  if (write->writers > 0 || (write->dirty && !write->unlinked)) return;
-  auto it = open_writes_.find(write->path);
-  if (it != open_writes_.end() && it->second == write) open_writes_.erase(it);
-}
-
-void Filesystem::ReleaseWriter(const std::shared_ptr<OpenWrite>& write) {
-  {
-    std::lock_guard lock(write->mu);
-    spdlog::debug("release of a writer of '{}': {} left", write->path, write->writers - 1);
-    if (--write->writers > 0) return;
-  }
-  if (Status st = Commit(*write); !st.ok()) {
-    // flush reported its own failure; this one comes from changes made after the last close
-    // (through mmap). They stay staged and visible; the next close of the file commits them.
-    spdlog::error("cannot queue the upload of a released file: {}", st.ToString());
-  }
-  DropWriteIfIdle(write);
-}
 
 Result<size_t> Filesystem::ReadLocal(FileHandle& file, uint64_t offset, std::span<char> out) {
   if (file.source) {
@@ -494,7 +95,7 @@ Result<size_t> Filesystem::ReadLocal(FileHandle& file, uint64_t offset, std::spa
     if (offset >= size) return size_t{0};
     return LocalSource(base)(offset, out.first(std::min<uint64_t>(out.size(), size - offset)));
   }
-  Result<std::shared_ptr<StagedFile>> staged = Staged(write);
+  Result<std::shared_ptr<StagedFile>> staged = writer_->Staged(write);
   if (!staged.ok()) return staged.status();
   return (*staged)->Read(offset, out);
 }
@@ -534,11 +135,8 @@ Result<std::pair<EntryReply, OpenReply>> Filesystem::Create(uint64_t parent,
     write->dirty = true;
     write->writers = 1;
   }
-  {
-    std::lock_guard lock(mu_);
-    open_writes_[path] = write;  // any earlier one was unlinked (else Resolve found it)
-  }
-  target_entry->guard.Unlock();  // the name is taken: later changes see the open write
+  open_writes_.Put(path, write);  // any earlier one was unlinked (else Resolve found it)
+  target_entry->guard.Unlock();   // the name is taken: later changes see the open write
   spdlog::debug("create '{}'", path);
   const uint64_t ino = inodes_.Lookup(path, EntryType::kFile);
   auto file = std::make_shared<FileHandle>();
@@ -563,7 +161,7 @@ Status Filesystem::Write(uint64_t handle, uint64_t offset, std::span<const char>
   if (!file->writer) return PosixError(EBADF, "the file is not open for writing");
   OpenWrite& write = *file->write;
   std::shared_lock commit(write.commit_mu);
-  Result<std::shared_ptr<StagedFile>> staged = Staged(write);
+  Result<std::shared_ptr<StagedFile>> staged = writer_->Staged(write);
   if (!staged.ok()) return staged.status();
   if (file->append) offset = (*staged)->size();
   STRATA_RETURN_IF_ERROR((*staged)->Write(offset, data));
@@ -577,7 +175,7 @@ Status Filesystem::Flush(uint64_t handle) {
   std::shared_ptr<FileHandle> file = FindFile(handle);
   if (!file) return Status::InvalidArgument("unknown file handle");
   if (!file->writer) return Status::Ok();
-  return Commit(*file->write);
+  return writer_->Commit(*file->write);
 }
 
 Status Filesystem::Fsync(uint64_t handle) { return Flush(handle); }
@@ -590,7 +188,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
     return GetAttr(ino);  // atime and ctime are not stored
   }
   STRATA_RETURN_IF_ERROR(CheckWritable());
-  Result<std::optional<EntryInfo>> current = Resolve(node->path);
+  Result<std::optional<EntryInfo>> current = view_->Resolve(node->path);
   if (!current.ok()) return current.status();
   if (!*current) return Status::NotFound("'" + node->path + "' no longer exists");
   auto apply = [&](EntryInfo& info) {
@@ -606,10 +204,10 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
     if (node->path.empty()) return ToStat(ino, info);  // the root has no marker to hold them
     if (info.mtime == TimePoint{}) info.mtime = Now();
     PathLocks::Guard guard = names_.Lock({{node->path}});
-    Result<uint64_t> sequence = PutSmall(metadata_.KeyOf(node->path) + "/", "", info);
+    Result<uint64_t> sequence = writer_->PutSmall(metadata_.KeyOf(node->path) + "/", "", info);
     Changed(node->path);
     guard.Unlock();
-    STRATA_RETURN_IF_ERROR(Await(sequence));
+    STRATA_RETURN_IF_ERROR(writer_->Await(sequence));
     return ToStat(ino, info);
   }
   std::shared_ptr<OpenWrite> write;
@@ -619,7 +217,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
     }
   }
   if (!write) {
-    Result<std::shared_ptr<OpenWrite>> made = GetOrMakeWrite(node->path);
+    Result<std::shared_ptr<OpenWrite>> made = writer_->GetOrMake(node->path);
     if (!made.ok()) return made.status();
     write = *made;
   }
@@ -631,7 +229,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
   Status changed = [&]() -> Status {
     std::shared_lock commit(write->commit_mu);
     if (request.size) {
-      Result<std::shared_ptr<StagedFile>> staged = Staged(*write);
+      Result<std::shared_ptr<StagedFile>> staged = writer_->Staged(*write);
       if (!staged.ok()) return staged.status();
       STRATA_RETURN_IF_ERROR((*staged)->Truncate(*request.size));
     }
@@ -641,14 +239,14 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
     write->dirty = true;
     return Status::Ok();
   }();
-  Status committed = !changed.ok() ? changed : idle ? Commit(*write) : Status::Ok();
+  Status committed = !changed.ok() ? changed : idle ? writer_->Commit(*write) : Status::Ok();
   if (!committed.ok() && idle) {
     // Not open anywhere: the change failed as a whole, and what is committed stays as it was.
     {
       std::lock_guard lock(write->mu);
       write->dirty = false;
     }
-    DropWriteIfIdle(write);
+    open_writes_.EraseIfIdle(write);
     return committed;
   }
   EntryInfo info;
@@ -657,21 +255,9 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
     info = write->info;
     if (write->staged) info.size = write->staged->size();
   }
-  if (idle) DropWriteIfIdle(write);
+  if (idle) open_writes_.EraseIfIdle(write);
   if (!committed.ok()) return committed;
   return ToStat(ino, info);
-}
-
-Result<uint64_t> Filesystem::PutSmall(const std::string& key, const std::string& content,
-                                      const EntryInfo& info) {
-  Result<std::shared_ptr<StagedFile>> staged = writes_.staging->Create(key, 0, SourceReader());
-  if (!staged.ok()) return staged.status();
-  if (!content.empty()) STRATA_RETURN_IF_ERROR((*staged)->Write(0, content));
-  STRATA_RETURN_IF_ERROR((*staged)->Detach(/*durable=*/false));  // EnqueuePut syncs it
-  Result<uint64_t> sequence =
-      writes_.queue->EnqueuePut(key, (*staged)->path(), content.size(), PutOptionsFor(info));
-  if (!sequence.ok()) ::unlink((*staged)->path().c_str());
-  return sequence;
 }
 
 Result<EntryReply> Filesystem::MkDir(uint64_t parent, const std::string& name, mode_t mode,
@@ -682,12 +268,12 @@ Result<EntryReply> Filesystem::MkDir(uint64_t parent, const std::string& name, m
   const std::optional<EntryInfo>& existing = target_entry->existing;
   if (existing) return PosixError(EEXIST, "'" + path + "' exists");
   const EntryInfo info = NewEntry(EntryType::kDirectory, mode, caller);
-  Result<uint64_t> sequence = PutSmall(metadata_.KeyOf(path) + "/", "", info);
+  Result<uint64_t> sequence = writer_->PutSmall(metadata_.KeyOf(path) + "/", "", info);
   if (!sequence.ok()) return sequence.status();
   Changed(path);
   const uint64_t ino = inodes_.Lookup(path, EntryType::kDirectory);
   target_entry->guard.Unlock();
-  STRATA_RETURN_IF_ERROR(Await(sequence));
+  STRATA_RETURN_IF_ERROR(writer_->Await(sequence));
   return EntryReply{ino, ToStat(ino, info)};
 }
 
@@ -703,12 +289,12 @@ Result<EntryReply> Filesystem::Symlink(const std::string& target, uint64_t paren
   if (existing) return PosixError(EEXIST, "'" + path + "' exists");
   EntryInfo info = NewEntry(EntryType::kSymlink, 0777, caller);
   info.size = target.size();
-  Result<uint64_t> sequence = PutSmall(metadata_.KeyOf(path), target, info);
+  Result<uint64_t> sequence = writer_->PutSmall(metadata_.KeyOf(path), target, info);
   if (!sequence.ok()) return sequence.status();
   Changed(path);
   const uint64_t ino = inodes_.Lookup(path, EntryType::kSymlink);
   target_entry->guard.Unlock();
-  STRATA_RETURN_IF_ERROR(Await(sequence));
+  STRATA_RETURN_IF_ERROR(writer_->Await(sequence));
   return EntryReply{ino, ToStat(ino, info)};
 }
 
@@ -723,20 +309,17 @@ Status Filesystem::Unlink(uint64_t parent, const std::string& name) {
   if (existing->type == EntryType::kDirectory) {
     return PosixError(EISDIR, "'" + path + "' is a directory");
   }
-  if (std::shared_ptr<OpenWrite> write = FindWrite(path)) {
+  if (std::shared_ptr<OpenWrite> write = open_writes_.Find(path)) {
     // Open handles keep reading and writing the staged data; nothing more is uploaded.
     std::unique_lock commit(write->commit_mu);
-    std::lock_guard lock(mu_);
-    std::lock_guard write_lock(write->mu);
-    write->unlinked = true;
-    open_writes_.erase(path);
+    open_writes_.Unlink(write);
   }
   Result<uint64_t> sequence = writes_.queue->EnqueueDelete(metadata_.KeyOf(path));
   if (sequence.ok()) spdlog::debug("unlink '{}': delete queued as #{}", path, *sequence);
   inodes_.Unlink(path);
   Changed(path);
   target_entry->guard.Unlock();
-  return Await(sequence);
+  return writer_->Await(sequence);
 }
 
 void Filesystem::KeepReadable(const std::string& path) {
@@ -761,7 +344,7 @@ void Filesystem::KeepReadable(const std::string& path) {
 
 Status Filesystem::RmDir(uint64_t parent, const std::string& name) {
   if (Result<std::string> path = ChildPath(parent, name); path.ok()) {
-    IgnoreError(MergedListing(*path).status(), "only warms the cache for the check below");
+    IgnoreError(view_->List(*path).status(), "only warms the cache for the check below");
   }
   Result<NamedEntry> target_entry = Target(parent, name);
   if (!target_entry.ok()) return target_entry.status();
@@ -771,7 +354,7 @@ Status Filesystem::RmDir(uint64_t parent, const std::string& name) {
   if (existing->type != EntryType::kDirectory) {
     return PosixError(ENOTDIR, "'" + path + "' is not a directory");
   }
-  Result<std::shared_ptr<const DirListing>> listing = MergedListing(path);
+  Result<std::shared_ptr<const DirListing>> listing = view_->List(path);
   if (!listing.ok() && !listing.status().IsNotFound()) return listing.status();
   if (listing.ok() && !(*listing)->entries.empty()) {
     return PosixError(ENOTEMPTY, "'" + path + "' is not empty");
@@ -780,7 +363,7 @@ Status Filesystem::RmDir(uint64_t parent, const std::string& name) {
   inodes_.Unlink(path);
   Changed(path);
   target_entry->guard.Unlock();
-  return Await(sequence);
+  return writer_->Await(sequence);
 }
 
 Status Filesystem::Rename(uint64_t parent, const std::string& name, uint64_t new_parent,
@@ -794,15 +377,15 @@ Status Filesystem::Rename(uint64_t parent, const std::string& name, uint64_t new
   Result<std::string> to = ChildPath(new_parent, new_name);
   if (!to.ok()) return to.status();
   // Asked first without locks (see Target); a directory is locked with its whole subtree.
-  Result<std::optional<EntryInfo>> ahead = Resolve(*from);
+  Result<std::optional<EntryInfo>> ahead = view_->Resolve(*from);
   if (!ahead.ok()) return ahead.status();
-  IgnoreError(Resolve(*to).status(), "only warms the cache for the decision below");
+  IgnoreError(view_->Resolve(*to).status(), "only warms the cache for the decision below");
   bool subtree = *ahead && (*ahead)->type == EntryType::kDirectory;
   PathLocks::Guard guard;
   Result<std::optional<EntryInfo>> source = Status::Internal("unset");
   for (int attempt = 1;; ++attempt) {
     guard = names_.Lock({{ParentPath(*from)}, {*from, subtree}, {ParentPath(*to)}, {*to}});
-    source = Resolve(*from);
+    source = view_->Resolve(*from);
     if (!source.ok()) return source.status();
     if (!*source) return Status::NotFound("no such entry '" + *from + "'");
     const bool is_dir = (*source)->type == EntryType::kDirectory;
@@ -817,7 +400,7 @@ Status Filesystem::Rename(uint64_t parent, const std::string& name, uint64_t new
   if (is_dir && PathWithin(*to, *from)) {
     return PosixError(EINVAL, "cannot move '" + *from + "' into itself");
   }
-  Result<std::optional<EntryInfo>> target = Resolve(*to);
+  Result<std::optional<EntryInfo>> target = view_->Resolve(*to);
   if (!target.ok()) return target.status();
   if (*target) {
     if (flags & RENAME_NOREPLACE) return PosixError(EEXIST, "'" + *to + "' exists");
@@ -825,7 +408,7 @@ Status Filesystem::Rename(uint64_t parent, const std::string& name, uint64_t new
     if (is_dir && !target_dir) return PosixError(ENOTDIR, "'" + *to + "' is not a directory");
     if (!is_dir && target_dir) return PosixError(EISDIR, "'" + *to + "' is a directory");
     if (target_dir) {
-      Result<std::shared_ptr<const DirListing>> listing = MergedListing(*to);
+      Result<std::shared_ptr<const DirListing>> listing = view_->List(*to);
       if (!listing.ok()) return listing.status();
       if (!(*listing)->entries.empty()) return PosixError(ENOTEMPTY, "'" + *to + "' is not empty");
       Result<uint64_t> removed = writes_.queue->EnqueueDelete(metadata_.KeyOf(*to) + "/");
@@ -836,68 +419,47 @@ Status Filesystem::Rename(uint64_t parent, const std::string& name, uint64_t new
     Result<uint64_t> last = RenameDirectory(*from, *to);
     guard.Unlock();
     if (!last.ok()) return last.status();
-    return Await(last);
+    return writer_->Await(last);
   }
 
-  std::shared_ptr<OpenWrite> write = FindWrite(*from);
+  std::shared_ptr<OpenWrite> write = open_writes_.Find(*from);
   std::unique_lock<std::shared_mutex> commit;
   if (write) {
     // Its changes go to the old name first; the rename then carries them over.
     commit = std::unique_lock(write->commit_mu);
-    STRATA_RETURN_IF_ERROR(CommitLocked(*write, /*await=*/false));
+    STRATA_RETURN_IF_ERROR(writer_->CommitLocked(*write, /*await=*/false));
   }
-  if (std::shared_ptr<OpenWrite> replaced = FindWrite(*to)) {
+  if (std::shared_ptr<OpenWrite> replaced = open_writes_.Find(*to)) {
     std::unique_lock replaced_commit(replaced->commit_mu);
-    std::lock_guard lock(mu_);
-    std::lock_guard write_lock(replaced->mu);
-    replaced->unlinked = true;
-    open_writes_.erase(*to);
+    open_writes_.Unlink(replaced);
   }
   Result<uint64_t> sequence =
       writes_.queue->EnqueueRename(metadata_.KeyOf(*from), metadata_.KeyOf(*to));
   if (!sequence.ok()) return sequence.status();
   spdlog::debug("rename '{}' -> '{}': queued as #{} (open write: {})", *from, *to, *sequence,
                 write != nullptr);
-  if (write) {
-    std::lock_guard lock(mu_);
-    std::lock_guard write_lock(write->mu);
-    write->path = *to;
-    open_writes_.erase(*from);
-    open_writes_[*to] = write;
-  }
+  if (write) open_writes_.Move(write, *to);
   inodes_.Rename(*from, *to);
   Changed(*from);
   Changed(*to);
   if (commit.owns_lock()) commit.unlock();
   guard.Unlock();
-  return Await(sequence);
+  return writer_->Await(sequence);
 }
 
 Result<uint64_t> Filesystem::RenameDirectory(const std::string& from, const std::string& to) {
   // Commit files being written under it, so that their data moves with the rest.
-  std::vector<std::shared_ptr<OpenWrite>> writes;
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& [path, write] : open_writes_) {
-      if (PathWithin(path, from)) writes.push_back(write);
-    }
-  }
+  const std::vector<std::shared_ptr<OpenWrite>> writes = open_writes_.Within(from);
   for (const std::shared_ptr<OpenWrite>& write : writes) {
-    STRATA_RETURN_IF_ERROR(Commit(*write, /*await=*/false));
+    STRATA_RETURN_IF_ERROR(writer_->Commit(*write, /*await=*/false));
   }
 
   // Every key under it: S3's, with the queue's pending changes.
   const std::string from_key = metadata_.KeyOf(from) + "/";
   const std::string to_key = metadata_.KeyOf(to) + "/";
-  std::set<std::string> keys;
-  ListOptions options{.prefix = from_key};
-  for (;;) {
-    Result<ListPage> page = store_.List(options);
-    if (!page.ok()) return page.status();
-    for (const ObjectInfo& object : page->objects) keys.insert(object.key);
-    if (!page->truncated) break;
-    options.continuation_token = page->next_continuation_token;
-  }
+  Result<std::vector<std::string>> listed = metadata_.KeysUnder(from_key);
+  if (!listed.ok()) return listed.status();
+  std::set<std::string> keys(listed->begin(), listed->end());
   for (const auto& [key, state] : writes_.queue->PendingUnder(from_key)) {
     if (state.kind == PendingState::Kind::kDeleted) {
       keys.erase(key);
@@ -915,23 +477,21 @@ Result<uint64_t> Filesystem::RenameDirectory(const std::string& from, const std:
     // An implicit directory: give the new name a marker so that it exists even when empty.
     EntryInfo info = DirectoryInfo();
     info.mtime = Now();
-    last = PutSmall(to_key, "", info);
+    last = writer_->PutSmall(to_key, "", info);
     if (!last.ok()) return last.status();
   }
   for (const std::string& key : keys) {
     last = writes_.queue->EnqueueRename(key, to_key + key.substr(from_key.size()));
     if (!last.ok()) return last.status();
   }
-  {
-    std::lock_guard lock(mu_);
-    for (const std::shared_ptr<OpenWrite>& write : writes) {
-      std::lock_guard write_lock(write->mu);
+  for (const std::shared_ptr<OpenWrite>& write : writes) {
+    std::string path;
+    {
+      std::lock_guard lock(write->mu);
       if (write->unlinked || !PathWithin(write->path, from)) continue;
-      auto it = open_writes_.find(write->path);
-      if (it != open_writes_.end() && it->second == write) open_writes_.erase(it);
-      write->path = to + write->path.substr(from.size());
-      open_writes_[write->path] = write;
+      path = write->path;
     }
+    open_writes_.Move(write, to + path.substr(from.size()));
   }
   inodes_.Rename(from, to);
   metadata_.InvalidateAll();
@@ -966,42 +526,6 @@ void Filesystem::OnUploaded(const QueueRecord& record) {
     }
   }
   metadata_.InvalidateWithAncestors(*path);
-}
-
-std::string Filesystem::QueueText(uint64_t after, size_t max_bytes) {
-  if (!writable()) return "read-only mount: no upload queue\n";
-  std::string out = "SEQ\tSTATE\tOP\tKEY\tSIZE\tAGE_S\tATTEMPTS\tPARTS\tNEXT_S\tLAST_ERROR\n";
-  const size_t header = out.size();
-  constexpr size_t kBatch = 256;
-  while (true) {
-    const std::vector<QueueEntryView> batch = writes_.queue->List(after, kBatch);
-    for (const QueueEntryView& entry : batch) {
-      std::string key = entry.key;
-      if (entry.op == QueueOp::kCopy) key = entry.source + " -> " + entry.key;
-      char age[32];
-      std::snprintf(age, sizeof age, "%.1f", entry.age.count() / 1000.0);
-      char next[32] = "-";
-      if (entry.next_attempt_in) {
-        std::snprintf(next, sizeof next, "%.1f", entry.next_attempt_in->count() / 1000.0);
-      }
-      std::string line =
-          std::to_string(entry.sequence) + "\t" + std::string(QueueEntryStateName(entry.state)) +
-          "\t" + std::string(QueueOpName(entry.op)) + "\t" + key + "\t" +
-          std::to_string(entry.size) + "\t" + age + "\t" + std::to_string(entry.attempts) + "\t" +
-          std::to_string(entry.parts_done) + "\t" + next + "\t" + entry.last_error + "\n";
-      if (out.size() > header && out.size() + line.size() > max_bytes) return out;
-      out += line;
-      after = entry.sequence;
-    }
-    if (batch.size() < kBatch) return out;
-  }
-}
-
-Result<uint64_t> Filesystem::RetryQueue() {
-  STRATA_RETURN_IF_ERROR(CheckWritable());
-  const uint64_t dead = writes_.queue->stats().dead_letters;
-  STRATA_RETURN_IF_ERROR(writes_.queue->RetryDeadLetters());
-  return dead;
 }
 
 }  // namespace strata

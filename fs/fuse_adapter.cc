@@ -13,17 +13,10 @@
 #include <string_view>
 #include <vector>
 
+#include "fs/control_names.h"
+
 namespace strata {
-namespace {
-
-constexpr const char* kStatsXattr = "user.strata.stats";
-constexpr const char* kQueueXattr = "user.strata.queue";  // get: the queue listing
-// get "user.strata.queue.after.SEQ": the page of the listing after sequence number SEQ
-constexpr std::string_view kQueuePageXattr = "user.strata.queue.after.";
-constexpr const char* kQueueRetryXattr = "user.strata.queue.retry";  // set: requeue dead letters
-constexpr const char* kFaultRateXattr = "user.strata.fault_rate";    // set: see FuseMountOptions
-
-}  // namespace
+namespace {}  // namespace
 
 struct FuseSession::Context {
   Filesystem* fs;
@@ -339,9 +332,9 @@ void OnStatFs(fuse_req_t req, fuse_ino_t /*ino*/) {
 
 // The sequence number of a "user.strata.queue[.after.SEQ]" name; nullopt for other names.
 std::optional<uint64_t> QueuePageOf(std::string_view name) {
-  if (name == kQueueXattr) return 0;
-  if (!name.starts_with(kQueuePageXattr)) return std::nullopt;
-  name.remove_prefix(kQueuePageXattr.size());
+  if (name == control::kQueue) return 0;
+  if (!name.starts_with(control::kQueuePagePrefix)) return std::nullopt;
+  name.remove_prefix(control::kQueuePagePrefix.size());
   uint64_t after = 0;
   const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), after);
   if (ec != std::errc() || end != name.data() + name.size()) return std::nullopt;
@@ -349,11 +342,12 @@ std::optional<uint64_t> QueuePageOf(std::string_view name) {
 }
 
 void OnGetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  const bool stats = std::strcmp(name, kStatsXattr) == 0;
+  const bool stats = std::strcmp(name, control::kStats) == 0;
   const std::optional<uint64_t> page = QueuePageOf(name);
   if (ino != FUSE_ROOT_ID || (!stats && !page)) return (void)fuse_reply_err(req, ENODATA);
   // A page is at most Filesystem::kQueuePageBytes, under the 64 KiB limit of an attribute.
-  const std::string text = stats ? Ctx(req).fs->StatsText() : Ctx(req).fs->QueueText(*page);
+  const std::string text =
+      stats ? Ctx(req).fs->control().StatsText() : Ctx(req).fs->control().QueueText(*page);
   if (size == 0) return (void)fuse_reply_xattr(req, text.size());
   if (size < text.size()) return (void)fuse_reply_err(req, ERANGE);
   fuse_reply_buf(req, text.data(), text.size());
@@ -362,13 +356,13 @@ void OnGetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
 void OnSetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
                 int /*flags*/) {
   Context& ctx = Ctx(req);
-  if (ino == FUSE_ROOT_ID && std::strcmp(name, kQueueRetryXattr) == 0) {
-    Result<uint64_t> retried = ctx.fs->RetryQueue();
+  if (ino == FUSE_ROOT_ID && std::strcmp(name, control::kQueueRetry) == 0) {
+    Result<uint64_t> retried = ctx.fs->control().RetryQueue();
     if (!retried.ok()) return ReplyError(req, retried.status(), "queue retry");
     spdlog::info("requeued {} dead letter(s)", *retried);
     return (void)fuse_reply_err(req, 0);
   }
-  if (ino == FUSE_ROOT_ID && std::strcmp(name, kFaultRateXattr) == 0 && ctx.set_fault_rate) {
+  if (ino == FUSE_ROOT_ID && std::strcmp(name, control::kFaultRate) == 0 && ctx.set_fault_rate) {
     return ReplyStatus(req, ctx.set_fault_rate(std::string(value, size)), "fault rate");
   }
   // Other extended attributes are not stored.

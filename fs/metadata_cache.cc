@@ -217,6 +217,30 @@ Metadata PosixMetadata(const EntryInfo& info, mode_t default_mode, uid_t default
                   {"mtime", mtime}};
 }
 
+Result<ObjectInfo> MetadataCache::HeadKey(const std::string& key) {
+  {
+    std::lock_guard lock(mu_);
+    counters_.head_requests++;
+  }
+  return store_.Head(key);
+}
+
+Result<std::vector<std::string>> MetadataCache::KeysUnder(const std::string& key_prefix) {
+  std::vector<std::string> keys;
+  ListOptions options{.prefix = key_prefix};
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      counters_.list_requests++;
+    }
+    Result<ListPage> page = store_.List(options);
+    if (!page.ok()) return page.status();
+    for (const ObjectInfo& object : page->objects) keys.push_back(object.key);
+    if (!page->truncated) return keys;
+    options.continuation_token = page->next_continuation_token;
+  }
+}
+
 Result<std::optional<EntryInfo>> MetadataCache::HeadFile(const std::string& path) {
   {
     std::lock_guard lock(mu_);

@@ -21,8 +21,8 @@
 #include <string>
 #include <unordered_map>
 
-#include "base/clock.h"
 #include "backends/object_store.h"
+#include "base/clock.h"
 #include "base/thread_annotations.h"
 
 namespace strata {
@@ -78,6 +78,12 @@ class MetadataCache {
   // Fresh attributes of a file for open(): HEADs it when the cached ones are older than
   // attr_ttl. nullopt when the object is gone.
   Result<std::optional<EntryInfo>> Revalidate(const std::string& path);
+
+  // Uncached: the object at `key` as S3 has it now (a pending rename's source, which is not at
+  // a path of the mount). kNotFound when there is none.
+  Result<ObjectInfo> HeadKey(const std::string& key);
+  // Uncached: every key under `key_prefix`, recursively (all pages), for a directory rename.
+  Result<std::vector<std::string>> KeysUnder(const std::string& key_prefix);
 
   // Forgets what is known about `path` and its parent's listing.
   // Results of requests that started before an Invalidate are returned but not kept, so a

@@ -440,7 +440,7 @@ int RunMount(const MountArgs& args, const StoreCli& cli, const EnvLookup& env,
   SystemClock clock;
   MetadataCache metadata(store, clock, plan.metadata);
   Filesystem fs(
-      metadata, store,
+      metadata,
       [&fetcher, &stream_options](const ObjectVersion& version) {
         return std::make_unique<ReadStream>(*fetcher, version, stream_options);
       },

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "fs/control_names.h"
+
 namespace strata {
 namespace {
 
@@ -50,7 +52,7 @@ int PrintAttribute(const std::string& mountpoint, const char* name, const char* 
 int PrintQueue(const std::string& mountpoint, std::ostream& out, std::ostream& err) {
   uint64_t after = 0;
   for (bool first = true;; first = false) {
-    const std::string name = "user.strata.queue.after." + std::to_string(after);
+    const std::string name = std::string(control::kQueuePagePrefix) + std::to_string(after);
     std::string page;
     if (const int rc = ReadAttribute(mountpoint, name.c_str(), "queue", &page, err); rc != 0) {
       return rc;
@@ -82,12 +84,12 @@ int PrintQueue(const std::string& mountpoint, std::ostream& out, std::ostream& e
 }  // namespace
 
 int RunStats(const std::string& mountpoint, std::ostream& out, std::ostream& err) {
-  return PrintAttribute(mountpoint, "user.strata.stats", "stats", out, err);
+  return PrintAttribute(mountpoint, control::kStats, "stats", out, err);
 }
 
 int RunQueue(const std::string& mountpoint, bool retry, std::ostream& out, std::ostream& err) {
   if (!retry) return PrintQueue(mountpoint, out, err);
-  if (setxattr(mountpoint.c_str(), "user.strata.queue.retry", "1", 1, 0) != 0) {
+  if (setxattr(mountpoint.c_str(), control::kQueueRetry, "1", 1, 0) != 0) {
     err << "strata queue retry: " << mountpoint << ": " << std::strerror(errno)
         << (errno == EROFS ? " (a read-only mount has no upload queue)" : "") << "\n";
     return 1;

@@ -38,8 +38,8 @@ class FilesystemLockingTest : public ::testing::Test {
     EXPECT_TRUE(queue.ok());
     queue_ = std::move(*queue);
     fs_ = std::make_unique<Filesystem>(
-        *metadata_, gate_, [](const ObjectVersion&) { return nullptr; }, nullptr,
-        FilesystemOptions{}, WriteServices{.staging = *staging, .queue = queue_.get()});
+        *metadata_, [](const ObjectVersion&) { return nullptr; }, nullptr, FilesystemOptions{},
+        WriteServices{.staging = *staging, .queue = queue_.get()});
   }
   ~FilesystemLockingTest() override {
     queue_.reset();

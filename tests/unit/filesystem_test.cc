@@ -21,7 +21,7 @@ class FilesystemTest : public ::testing::Test {
         memory_(MemoryTier::Options{.budget_bytes = 64 << 20}, stats_),
         fetcher_(store_, {&memory_}, ChunkFetcher::Options{.chunk_size = 1024}, stats_),
         fs_(
-            metadata_, store_,
+            metadata_,
             [this](const ObjectVersion& v) {
               return std::make_unique<ReadStream>(fetcher_, v, ReadStream::Options{});
             },
@@ -170,7 +170,7 @@ TEST_F(FilesystemTest, KeysOverTheS3LimitAreNameTooLong) {
 }
 
 TEST_F(FilesystemTest, StatsTextHasEveryCounter) {
-  const std::string text = fs_.StatsText();
+  const std::string text = fs_.control().StatsText();
   for (const char* name : {"inodes", "metadata_list_requests", "memory_hits", "s3_gets",
                            "readahead_hits", "disk_checksum_failures"}) {
     EXPECT_NE(text.find(std::string(name) + " "), std::string::npos) << name;

@@ -53,7 +53,7 @@ class FilesystemWriteTest : public ::testing::Test {
     ASSERT_TRUE(queue.ok()) << queue.status().ToString();
     queue_ = std::move(*queue);
     fs_ = std::make_unique<Filesystem>(
-        *metadata_, store_,
+        *metadata_,
         [this](const ObjectVersion& v) {
           return std::make_unique<ReadStream>(fetcher_, v, ReadStream::Options{});
         },
@@ -307,7 +307,7 @@ TEST_F(FilesystemWriteTest, PendingChangesSurviveARestart) {
 
 TEST_F(FilesystemWriteTest, ReadOnlyWithoutWriteServices) {
   Filesystem read_only(
-      *metadata_, store_,
+      *metadata_,
       [this](const ObjectVersion& v) {
         return std::make_unique<ReadStream>(fetcher_, v, ReadStream::Options{});
       },

@@ -325,14 +325,17 @@ Result<std::vector<ReadStream::Slice>> Filesystem::ReadSlices(uint64_t handle, u
 
 void Filesystem::Release(uint64_t handle) {
   std::shared_ptr<FileHandle> file;
+  std::function<void()> unpin;
   {
     std::lock_guard lock(mu_);
     auto it = files_.find(handle);
     if (it == files_.end()) return;
     file = std::move(it->second);
     files_.erase(it);
+    unpin = std::move(file->unpin);
   }
   open_files_--;
+  if (unpin) unpin();
   if (file->writer) writer_->ReleaseWriter(file->write);
 }
 

@@ -68,6 +68,9 @@ struct WriteServices {
   // Synchronous mode: flush and fsync return once the object is in S3, not once it is queued.
   bool sync_upload = false;
   Clock::Duration sync_timeout = std::chrono::hours(1);
+  // Keeps the disk cache from evicting the chunks of object `key` until the returned function
+  // is called: the chunks read at unlink for readers still open. Null: no pinning.
+  std::function<std::function<void()>(const std::string& key)> pin{};
 };
 
 // The process a request comes from: new files and directories belong to it.
@@ -186,6 +189,9 @@ class Filesystem {
     std::shared_ptr<OpenWrite> write;  // a file being written (read through its staging)
     bool writer = false;
     bool append = false;
+    // Set when the object was unlinked while this handle read it: releases the pin that keeps
+    // its cached chunks (see KeepReadable). Called once, at release.
+    std::function<void()> unpin;
   };
   // After a read found the object changed (kPreconditionFailed), forgets its metadata so that
   // the next open sees the new version instead of the one cached until the TTL.
@@ -209,7 +215,8 @@ class Filesystem {
   // Attributes of a new entry made by `caller`, modified now.
   static EntryInfo NewEntry(EntryType type, mode_t mode, Caller caller);
   // Reads an object open for reading elsewhere into the chunk cache before it is deleted, so
-  // those handles can finish reading it (small objects only).
+  // those handles can finish reading it (small objects only), and pins its chunks there until
+  // the last of those handles is released.
   void KeepReadable(const std::string& path);
   Result<std::string> ChildPath(uint64_t parent, const std::string& name);
   void Changed(const std::string& path);

@@ -328,13 +328,25 @@ void Filesystem::KeepReadable(const std::string& path) {
   {
     std::lock_guard lock(mu_);
     for (const auto& [handle, file] : files_) {
-      if (file->stream && file->path == path) readers.push_back(file);
+      if (file->stream && file->path == path && !file->unpin) readers.push_back(file);
     }
   }
   std::string scratch;
   for (const std::shared_ptr<FileHandle>& file : readers) {
     const uint64_t size = file->stream->object().size;
     if (size > kMaxBytes) continue;
+    if (writes_.pin) {
+      std::function<void()> unpin = writes_.pin(file->stream->object().key);
+      std::unique_lock lock(mu_);
+      const bool open = std::any_of(files_.begin(), files_.end(),
+                                    [&](const auto& entry) { return entry.second == file; });
+      if (!open) {  // released meanwhile: nobody is left to read it
+        lock.unlock();
+        unpin();
+        continue;
+      }
+      file->unpin = std::move(unpin);
+    }
     scratch.resize(1 << 20);
     for (uint64_t offset = 0; offset < size; offset += scratch.size()) {
       if (!file->stream->Read(offset, std::span<char>(scratch.data(), scratch.size())).ok()) break;

@@ -318,8 +318,16 @@ int Serve(Daemon& d, StartReport& report) {
       spdlog::info("upload queue: resuming {} pending and {} dead entries", pending.depth,
                    pending.dead_letters);
     }
+    DiskTier& tier = **disk;
+    const std::string bucket = plan.url.bucket;
     d.fs.EnableWrites(
-        WriteServices{.staging = staging, .queue = queue.get(), .sync_upload = d.args.sync_upload});
+        WriteServices{.staging = staging,
+                      .queue = queue.get(),
+                      .sync_upload = d.args.sync_upload,
+                      .pin = [&tier, bucket](const std::string& key) -> std::function<void()> {
+                        tier.Pin(bucket, key);
+                        return [&tier, bucket, key] { tier.Unpin(bucket, key); };
+                      }});
     queue->Start();
   }
   // Few shards: with multi-MiB chunks a shard must hold a whole read-ahead window in its

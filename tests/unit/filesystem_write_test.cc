@@ -58,7 +58,12 @@ class FilesystemWriteTest : public ::testing::Test {
           return std::make_unique<ReadStream>(fetcher_, v, ReadStream::Options{});
         },
         nullptr, FilesystemOptions{.uid = 1234, .gid = 5678, .umask = 022},
-        WriteServices{.staging = *staging, .queue = queue_.get()});
+        WriteServices{.staging = *staging,
+                      .queue = queue_.get(),
+                      .pin = [this](const std::string& key) -> std::function<void()> {
+                        pins_.push_back(key);
+                        return [this] { ++unpins_; };
+                      }});
   }
 
   void Upload() {
@@ -125,6 +130,8 @@ class FilesystemWriteTest : public ::testing::Test {
   ChunkFetcher fetcher_{store_, {&memory_}, ChunkFetcher::Options{.chunk_size = 4096}, stats_};
   std::unique_ptr<UploadQueue> queue_;
   std::unique_ptr<Filesystem> fs_;
+  std::vector<std::string> pins_;  // keys pinned in the (absent) disk cache
+  int unpins_ = 0;
 };
 
 TEST_F(FilesystemWriteTest, NewFileIsVisibleBeforeUploadAndLandsWithS3fsAttributes) {
@@ -221,6 +228,26 @@ TEST_F(FilesystemWriteTest, UnlinkWhileOpenKeepsTheHandleWorking) {
   fs_->Release(handle);
   Upload();
   EXPECT_FALSE(Object("root/tmp"));
+}
+
+TEST_F(FilesystemWriteTest, UnlinkPinsTheCachedChunksOfOpenReadersUntilTheyClose) {
+  const std::string body(10000, 'r');
+  Put("root/read", body);
+  Result<uint64_t> ino = InoOf(kRoot, "read");
+  ASSERT_TRUE(ino.ok());
+  Result<OpenReply> open = fs_->Open(*ino, O_RDONLY);
+  ASSERT_TRUE(open.ok());
+  ASSERT_TRUE(fs_->Unlink(kRoot, "read").ok());
+  EXPECT_EQ(pins_, std::vector<std::string>{"root/read"});
+  EXPECT_EQ(unpins_, 0);
+  Upload();
+  EXPECT_FALSE(Object("root/read"));
+  std::string out(body.size(), '\0');
+  Result<size_t> n = fs_->Read(open->handle, 0, std::span<char>(out.data(), out.size()));
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(out.substr(0, *n), body) << "read from the cache after the object is gone";
+  fs_->Release(open->handle);
+  EXPECT_EQ(unpins_, 1);
 }
 
 TEST_F(FilesystemWriteTest, DirectoriesAndTheirErrors) {

@@ -8,8 +8,8 @@
 
 #include <thread>
 
-#include "backends/local_store.h"
 #include "cache/upload_queue.h"
+#include "tests/support/local_store.h"
 #include "tests/unit/upload_queue_test_util.h"
 
 namespace strata::queue_test {

@@ -21,11 +21,11 @@
 #include <string>
 #include <vector>
 
-#include "base/clock.h"
 #include "backends/faulty_store.h"
-#include "backends/memory_store.h"
 #include "backends/object_store.h"
+#include "base/clock.h"
 #include "cache/upload_queue.h"
+#include "tests/support/memory_store.h"
 
 namespace strata::queue_test {
 

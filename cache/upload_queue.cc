@@ -430,16 +430,6 @@ PendingState UploadQueue::Pending(const std::string& key) {
   return schedule_.Pending(key);
 }
 
-std::optional<PendingPut> UploadQueue::LatestPending(const std::string& key) {
-  PendingState state = Pending(key);
-  if (state.kind != PendingState::Kind::kPut) return std::nullopt;
-  return std::move(state.put);
-}
-
-bool UploadQueue::PendingDelete(const std::string& key) {
-  return Pending(key).kind == PendingState::Kind::kDeleted;
-}
-
 std::vector<std::pair<std::string, PendingState>> UploadQueue::PendingUnder(
     const std::string& prefix) {
   std::lock_guard lock(mu_);

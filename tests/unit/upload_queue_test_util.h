@@ -199,6 +199,19 @@ inline std::string Slurp(const std::string& path) {
   return text.str();
 }
 
+// The newest pending put of `key` (through pending renames); nullopt when there is none or the
+// key is being deleted.
+inline std::optional<PendingPut> PendingPutOf(UploadQueue& queue, const std::string& key) {
+  PendingState state = queue.Pending(key);
+  if (state.kind != PendingState::Kind::kPut) return std::nullopt;
+  return std::move(state.put);
+}
+
+// Whether `key` is being deleted (its newest pending operation is a delete).
+inline bool BeingDeleted(UploadQueue& queue, const std::string& key) {
+  return queue.Pending(key).kind == PendingState::Kind::kDeleted;
+}
+
 // The whole contents of a store as key -> body.
 inline std::map<std::string, std::string> Contents(ObjectStore& store) {
   std::map<std::string, std::string> out;

@@ -103,7 +103,8 @@ class ChunkFetcher {
                     CancelFlag cancel = nullptr);
 
   // Blocks until no read-ahead is queued or running, or destruction has begun (then queued
-  // read-ahead has been dropped). For tools (warm-up) and tests.
+  // read-ahead has been dropped). Production code never waits for read-ahead: this is the
+  // synchronization point of the read-ahead tests, which count fetches once it settles.
   void WaitIdle();
 
   // Bytes currently reserved by queued or running read-ahead (<= readahead_budget_bytes).

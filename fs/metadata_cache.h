@@ -21,8 +21,8 @@
 #include <string>
 #include <unordered_map>
 
-#include "base/clock.h"
 #include "backends/object_store.h"
+#include "base/clock.h"
 #include "base/thread_annotations.h"
 
 namespace strata {

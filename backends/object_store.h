@@ -1,6 +1,6 @@
 // ObjectStore: one bucket of an S3-like object store, the only way the layers above reach
-// remote data. Implementations: S3Store (libcurl + SigV4), MemoryStore and LocalStore (small
-// real stores for tests and tools) and FaultyStore (wraps any store and injects failures).
+// remote data. Implementations: S3Store (libcurl + SigV4) and FaultyStore (wraps any store and
+// injects failures); tests/support holds MemoryStore and LocalStore, small real stores for tests.
 //
 // Keys are raw bytes relative to the bucket (no leading slash, no percent-encoding). ETags are
 // kept without the surrounding double quotes S3 puts on them. Every method is thread-safe: many

@@ -15,10 +15,10 @@
 #include <string>
 #include <string_view>
 
-#include "base/clock.h"
 #include "backends/object_store.h"
-#include "base/retry.h"
 #include "backends/sigv4.h"
+#include "base/clock.h"
+#include "base/retry.h"
 
 namespace strata {
 

@@ -56,10 +56,9 @@ namespace strata {
 class ChunkFetcher {
  public:
   struct Options {
-    // Bytes per chunk. 4 MiB: one GET of it costs about as much time in transfer as in request
-    // latency on S3, so sequential throughput is good (read-ahead adds parallelism), while a
-    // cold small random read fetches half of what 8 MiB would. REQUIRES: > 0.
-    uint32_t chunk_size = 4u << 20;
+    // Bytes per chunk, also the unit of ranged GETs. 8 MiB, the default of the mount's
+    // --chunk-size (tools/mount_options.h): keep the two equal. REQUIRES: > 0.
+    uint32_t chunk_size = 8u << 20;
     // Threads fetching read-ahead. 0 disables read-ahead (Prefetch queues nothing).
     size_t readahead_workers = 8;
     // Bytes of read-ahead queued or being fetched, over all files at once.
@@ -103,7 +102,8 @@ class ChunkFetcher {
                     CancelFlag cancel = nullptr);
 
   // Blocks until no read-ahead is queued or running, or destruction has begun (then queued
-  // read-ahead has been dropped). For tools (warm-up) and tests.
+  // read-ahead has been dropped). Production code never waits for read-ahead: this is the
+  // synchronization point of the read-ahead tests, which count fetches once it settles.
   void WaitIdle();
 
   // Bytes currently reserved by queued or running read-ahead (<= readahead_budget_bytes).

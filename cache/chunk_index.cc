@@ -65,7 +65,7 @@ ChunkIndex::ChunkIndex(sqlite3* db) : db_(db) {}
 
 ChunkIndex::~ChunkIndex() {
   std::lock_guard lock(mu_);
-  for (sqlite3_stmt* stmt : {insert_, remove_, touch_, by_object_}) sqlite3_finalize(stmt);
+  for (sqlite3_stmt* stmt : {insert_, remove_, touch_}) sqlite3_finalize(stmt);
   sqlite3_close_v2(db_);
 }
 
@@ -79,7 +79,6 @@ Status ChunkIndex::Prepare() {
        " checksum, last_access) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
       {&remove_, "DELETE FROM chunks WHERE id = ?1"},
       {&touch_, "UPDATE chunks SET last_access = max(last_access, ?2) WHERE id = ?1"},
-      {&by_object_, "SELECT id FROM chunks WHERE bucket = ?1 AND object_key = ?2"},
   };
   for (const auto& s : statements) {
     const int rc = sqlite3_prepare_v3(db_, s.sql, -1, SQLITE_PREPARE_PERSISTENT, s.stmt, nullptr);
@@ -173,19 +172,6 @@ Status ChunkIndex::UpdateAccess(const std::vector<std::pair<std::string, int64_t
     }
     return Status::Ok();
   });
-}
-
-Result<std::vector<std::string>> ChunkIndex::IdsOfObject(const std::string& bucket,
-                                                         const std::string& object_key) {
-  std::lock_guard lock(mu_);
-  StmtReset reset(by_object_);
-  BindBlob(by_object_, 1, bucket);
-  BindBlob(by_object_, 2, object_key);
-  std::vector<std::string> ids;
-  int rc;
-  while ((rc = sqlite3_step(by_object_)) == SQLITE_ROW) ids.push_back(ColumnText(by_object_, 0));
-  if (rc != SQLITE_DONE) return SqliteStatus(db_, rc, "list chunks of object");
-  return ids;
 }
 
 uint64_t ChunkIndex::write_transactions() {

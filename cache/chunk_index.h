@@ -59,10 +59,6 @@ class ChunkIndex {
   // flushes may commit in any order. Unknown ids are ignored.
   Status UpdateAccess(const std::vector<std::pair<std::string, int64_t>>& ticks);
 
-  // Ids of every chunk of one object, whatever its etag or chunk size.
-  Result<std::vector<std::string>> IdsOfObject(const std::string& bucket,
-                                               const std::string& object_key);
-
   // Write transactions committed since Open (for tests and stats).
   uint64_t write_transactions();
 
@@ -79,7 +75,6 @@ class ChunkIndex {
   sqlite3_stmt* insert_ GUARDED_BY(mu_) = nullptr;
   sqlite3_stmt* remove_ GUARDED_BY(mu_) = nullptr;
   sqlite3_stmt* touch_ GUARDED_BY(mu_) = nullptr;
-  sqlite3_stmt* by_object_ GUARDED_BY(mu_) = nullptr;
   uint64_t write_transactions_ GUARDED_BY(mu_) = 0;
 };
 

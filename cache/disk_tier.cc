@@ -24,8 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::string_view kNoIndex = "disk cache index unavailable (a Rebuild failed)";
-
 bool IsHex(std::string_view s) {
   return std::all_of(s.begin(), s.end(),
                      [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
@@ -80,7 +78,7 @@ Result<std::unique_ptr<DiskTier>> DiskTier::Open(DiskTierOptions options, CacheS
   }
   std::unique_lock gate(tier->gate_);
   STRATA_RETURN_IF_ERROR(tier->OpenIndex());
-  STRATA_RETURN_IF_ERROR(tier->Recover(/*verify_all=*/false, {}));
+  STRATA_RETURN_IF_ERROR(tier->Recover());
   tier->EvictOverLimit();  // the limit may have shrunk since the last run
   gate.unlock();
   return tier;
@@ -158,8 +156,7 @@ Status DiskTier::OpenIndex() {
   return Status::Ok();
 }
 
-Status DiskTier::Recover(bool verify_all,
-                         const std::unordered_map<std::string, int64_t>& known_ticks) {
+Status DiskTier::Recover() {
   Result<std::vector<ChunkIndex::Row>> loaded = index_->LoadAll();
   if (!loaded.ok()) return loaded.status();
   RecoveryReport report;
@@ -201,7 +198,7 @@ Status DiskTier::Recover(bool verify_all,
         continue;
       }
       auto row = unmatched.find(name);
-      if (row != unmatched.end() && !verify_all) {
+      if (row != unmatched.end()) {
         // Get verifies the contents; a size check here catches truncation cheaply.
         struct stat st;
         const uint64_t expected = ChunkFile::HeaderSize(row->second.key) + row->second.size;
@@ -226,10 +223,6 @@ Status DiskTier::Recover(bool verify_all,
         spdlog::warn("disk cache: deleting {}", contents.status().ToString());
         RemoveFile(path);
         ++report.files_deleted;
-        if (row != unmatched.end()) {
-          drop.push_back(name);
-          unmatched.erase(row);
-        }
         continue;
       }
       ChunkIndex::Row fresh;
@@ -237,14 +230,8 @@ Status DiskTier::Recover(bool verify_all,
       fresh.key = contents->header.key;
       fresh.size = contents->header.data_length;
       fresh.checksum = contents->header.data_checksum;
-      if (row != unmatched.end()) {
-        fresh.last_access = row->second.last_access;
-        unmatched.erase(row);
-      } else {
-        auto tick = known_ticks.find(name);
-        fresh.last_access = tick != known_ticks.end() ? tick->second : 0;
-        ++report.reindexed;
-      }
+      fresh.last_access = 0;  // the oldest
+      ++report.reindexed;
       added.push_back(std::move(fresh));
     }
     if (sub_ec) return Status::Io("list " + dir->path().string() + ": " + sub_ec.message());
@@ -356,7 +343,6 @@ Result<std::optional<ChunkData>> DiskTier::Get(const ChunkKey& key) {
 Status DiskTier::Put(const ChunkKey& key, const ChunkData& data) {
   if (data == nullptr) return Status::InvalidArgument("disk cache: Put without data");
   std::shared_lock gate(gate_);
-  if (index_ == nullptr) return Status::Internal(std::string(kNoIndex));
   const std::string id = key.Id();
   const uint64_t size = data->size();
   const uint64_t free =
@@ -449,15 +435,6 @@ Status DiskTier::Erase(const ChunkKey& key) {
   return Status::Ok();
 }
 
-Status DiskTier::EraseObject(const std::string& bucket, const std::string& object_key) {
-  std::shared_lock gate(gate_);
-  if (index_ == nullptr) return Status::Internal(std::string(kNoIndex));
-  Result<std::vector<std::string>> ids = index_->IdsOfObject(bucket, object_key);
-  if (!ids.ok()) return ids.status();
-  Remove(*ids, std::nullopt);
-  return Status::Ok();
-}
-
 void DiskTier::Pin(const std::string& bucket, const std::string& object_key) {
   const uint64_t hash = ObjectHash(bucket, object_key);
   std::lock_guard lock(mu_);
@@ -469,27 +446,6 @@ void DiskTier::Unpin(const std::string& bucket, const std::string& object_key) {
   std::lock_guard lock(mu_);
   auto it = pins_.find(hash);
   if (it != pins_.end() && --it->second <= 0) pins_.erase(it);
-}
-
-Status DiskTier::Rebuild() {
-  std::unique_lock gate(gate_);
-  std::unordered_map<std::string, int64_t> ticks;
-  {
-    std::lock_guard lock(mu_);
-    for (const auto& [id, entry] : entries_) ticks.emplace(id, entry.last_access);
-  }
-  spdlog::info("disk cache {}: rebuilding the index from the chunk files", options_.root);
-  index_.reset();
-  for (const char* suffix : {"", "-wal", "-shm"}) {
-    const std::string path = index_path_ + suffix;
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "unlink " + path);
-  }
-  Result<std::unique_ptr<ChunkIndex>> index = ChunkIndex::Open(index_path_);
-  if (!index.ok()) return index.status();
-  index_ = std::move(index).value();
-  STRATA_RETURN_IF_ERROR(Recover(/*verify_all=*/true, ticks));
-  EvictOverLimit();
-  return Status::Ok();
 }
 
 Status DiskTier::FlushAccessTimes() {
@@ -509,7 +465,7 @@ uint64_t DiskTier::chunk_count() {
 
 uint64_t DiskTier::index_transactions() {
   std::shared_lock gate(gate_);
-  return index_ == nullptr ? 0 : index_->write_transactions();
+  return index_->write_transactions();
 }
 
 int64_t DiskTier::NextTickLocked() {

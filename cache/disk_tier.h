@@ -33,7 +33,7 @@
 //
 // Lock order: gate_, then mu_; ChunkIndex's own mutex is taken with gate_ held and mu_ not.
 // gate_ is held shared by every operation, across its chunk file and index I/O, and exclusively
-// by Rebuild (and Open, destruction): only Rebuild ever waits for it. mu_ guards the in-memory
+// by Open and destruction, so no operation ever waits for it. mu_ guards the in-memory
 // state and is never held across I/O. Ids whose files are being written or removed are marked
 // busy under mu_, so no two threads ever write or remove the same chunk file at once.
 #pragma once
@@ -95,19 +95,13 @@ class DiskTier final : public ChunkTier {
   // leave no room even after evicting every unpinned chunk; kNoSpace/kIo when the write fails.
   Status Put(const ChunkKey& key, const ChunkData& data) override;
 
-  // Removes one chunk / every chunk of an object (any etag or chunk size), pinned or not. OK
-  // when there is nothing to remove. A chunk Put concurrently may survive.
+  // Removes one chunk, pinned or not. OK when there is nothing to remove. A chunk Put
+  // concurrently may survive.
   Status Erase(const ChunkKey& key);
-  Status EraseObject(const std::string& bucket, const std::string& object_key);
 
   // While an object is pinned (counted: each Pin needs an Unpin), eviction skips its chunks.
   void Pin(const std::string& bucket, const std::string& object_key);
   void Unpin(const std::string& bucket, const std::string& object_key);
-
-  // Replaces the index with a new one built from the chunk files, verifying every file and
-  // deleting bad ones. Keeps the LRU order of known chunks. Waits for running operations and
-  // blocks new ones while it runs.
-  Status Rebuild();
 
   // Writes pending access times now, in one transaction.
   Status FlushAccessTimes();
@@ -134,10 +128,8 @@ class DiskTier final : public ChunkTier {
   // Opens index.db, moving an unusable one aside and starting empty.
   Status OpenIndex() REQUIRES(gate_);
   // Reconciles the index with the chunk files and rebuilds the in-memory state. Files without a
-  // row are verified and re-indexed (with the tick in `known_ticks`, else the oldest); with
-  // `verify_all` every file is, else rows' files only have their size checked.
-  Status Recover(bool verify_all, const std::unordered_map<std::string, int64_t>& known_ticks)
-      REQUIRES(gate_);
+  // row are verified and re-indexed as the oldest; rows' files only have their size checked.
+  Status Recover() REQUIRES(gate_);
   // Evicts unpinned LRU chunks until used_bytes() <= max_bytes. REQUIRES: gate_ held.
   void EvictOverLimit() EXCLUDES(mu_);
 
@@ -171,7 +163,7 @@ class DiskTier final : public ChunkTier {
 
   // Lock order: gate_, then mu_.
   std::shared_mutex gate_;
-  std::unique_ptr<ChunkIndex> index_ GUARDED_BY(gate_);  // null only after a failed Rebuild
+  std::unique_ptr<ChunkIndex> index_ GUARDED_BY(gate_);  // null only while Open fails
 
   std::mutex mu_;
   std::unordered_map<std::string, Entry> entries_ GUARDED_BY(mu_);

@@ -13,7 +13,7 @@
 #include <thread>
 #include <utility>
 
-#include "backends/memory_store.h"
+#include "backends/s3_multipart.h"
 #include "base/posix_file.h"
 
 namespace strata {

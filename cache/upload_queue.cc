@@ -8,7 +8,7 @@
 #include <set>
 #include <utility>
 
-#include "backends/memory_store.h"
+#include "backends/s3_keys.h"
 
 namespace strata {
 namespace {
@@ -430,16 +430,6 @@ Status UploadQueue::Drain(Clock::Duration timeout) {
 PendingState UploadQueue::Pending(const std::string& key) {
   std::lock_guard lock(mu_);
   return schedule_.Pending(key);
-}
-
-std::optional<PendingPut> UploadQueue::LatestPending(const std::string& key) {
-  PendingState state = Pending(key);
-  if (state.kind != PendingState::Kind::kPut) return std::nullopt;
-  return std::move(state.put);
-}
-
-bool UploadQueue::PendingDelete(const std::string& key) {
-  return Pending(key).kind == PendingState::Kind::kDeleted;
 }
 
 Result<std::optional<UploadQueue::PendingContent>> UploadQueue::OpenPending(

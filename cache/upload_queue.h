@@ -36,7 +36,7 @@
 // Life cycle. Open replays the database: entries that were being uploaded at a crash are pending
 // again; an entry whose staged file is missing or has the wrong size becomes dead with an
 // error that says so (never dropped silently). Start starts the workers (a caller may replay,
-// i.e. answer LatestPending, before serving). The destructor stops the workers after their
+// i.e. answer Pending, before serving). The destructor stops the workers after their
 // current store call; nothing is lost: unfinished work is redone or resumed at the next Open.
 //
 // Thread-safe: every method may be called from any thread, except that the destructor must not
@@ -158,11 +158,6 @@ class UploadQueue {
   // restart). A PendingPut's staged file is deleted when the entry is uploaded or superseded:
   // open it, and on ENOENT ask again (or read the store).
   PendingState Pending(const std::string& key);
-  // The newest pending put of `key` (through pending renames); nullopt when there is none or
-  // the key is being deleted.
-  std::optional<PendingPut> LatestPending(const std::string& key);
-  // Whether `key` is being deleted (its newest pending operation is a delete).
-  bool PendingDelete(const std::string& key);
   // The content the newest pending put of `key` will upload, opened while the queue holds it (it
   // cannot be uploaded and deleted in between), so that a reader never sees its file vanish.
   // nullopt when the key's pending state is not a put.

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds strata and passes all its tests:
+#   0. every tracked *.cc and *.h file is formatted as .clang-format says (else it lists them);
 #   1. a RelWithDebInfo build, its unit tests and its integration tests, the latter against a
 #      local Ceph radosgw started here on a free loopback port and stopped on exit;
-#   2. the unit and integration tests again built with AddressSanitizer + UBSan;
-#   3. the unit tests built with ThreadSanitizer.
+#   2. clang's thread-safety analysis, when .ci/clang-thread-safety.sh exists;
+#   3. the unit and integration tests again built with AddressSanitizer + UBSan;
+#   4. the unit tests built with ThreadSanitizer.
 # Installs its Debian packages first (tools/install-deps.sh). Env: JOBS (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +13,22 @@ root=$PWD
 jobs=${JOBS:-2}
 
 bash tools/install-deps.sh
+
+echo "== clang-format"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  mapfile -t sources < <(git ls-files '*.cc' '*.h')
+else
+  mapfile -t sources < <(find base backends cache fs tools tests -name '*.cc' -o -name '*.h')
+fi
+unformatted=()
+for f in "${sources[@]}"; do
+  clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || unformatted+=("$f")
+done
+if ((${#unformatted[@]} > 0)); then
+  echo "these files are not formatted as .clang-format says (run clang-format -i on them):" >&2
+  printf '  %s\n' "${unformatted[@]}" >&2
+  exit 1
+fi
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
@@ -38,6 +56,11 @@ export STRATA_TEST_ACCESS_KEY=$RGW_ACCESS_KEY STRATA_TEST_SECRET_KEY=$RGW_SECRET
 
 echo "== tests (RelWithDebInfo)"
 ctest --test-dir build --output-on-failure -j"$jobs"
+
+if [[ -f .ci/clang-thread-safety.sh ]]; then
+  echo "== clang thread-safety analysis"
+  bash .ci/clang-thread-safety.sh
+fi
 
 echo "== tests under AddressSanitizer + UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSTRATA_SANITIZE=address \

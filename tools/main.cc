@@ -10,6 +10,7 @@
 #include "tools/check_command.h"
 #include "tools/mount_command.h"
 #include "tools/mount_options.h"
+#include "tools/queue_command.h"
 #include "tools/stats_command.h"
 #include "tools/store_cli.h"
 

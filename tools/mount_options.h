@@ -22,7 +22,7 @@ struct MountArgs {
   std::string cache_size = "10G";
   std::string cache_min_free = "2G";
   std::string memory_cache = "512M";
-  std::string chunk_size = "8M";
+  std::string chunk_size = "8M";  // ChunkFetcher::Options' default: keep the two equal
   std::string max_readahead = "64M";
   double attr_ttl_s = 5;
   double negative_ttl_s = 2;

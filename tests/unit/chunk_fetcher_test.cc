@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "backends/faulty_store.h"
-#include "backends/memory_store.h"
 #include "cache/cache_stats.h"
 #include "cache/memory_tier.h"
 #include "cache/read_stream.h"
+#include "tests/support/memory_store.h"
 
 namespace strata {
 namespace {

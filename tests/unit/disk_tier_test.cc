@@ -207,7 +207,7 @@ TEST_F(DiskTierTest, SurvivesCloseAndReopen) {
   EXPECT_EQ(stats_.disk_checksum_failures.load(), 0u);
 }
 
-TEST_F(DiskTierTest, LongAndBinaryKeysSurviveReopenAndRebuild) {
+TEST_F(DiskTierTest, LongAndBinaryKeysSurviveAnIndexRebuild) {
   Open();
   ChunkKey long_key = Key(0);
   long_key.object_key = std::string(10000, 'k');  // header larger than the first read
@@ -223,11 +223,6 @@ TEST_F(DiskTierTest, LongAndBinaryKeysSurviveReopenAndRebuild) {
   Open();
   EXPECT_TRUE(Has(long_key));
   EXPECT_TRUE(Has(binary_key));
-  ASSERT_TRUE(tier_->Rebuild().ok());
-  EXPECT_TRUE(Has(long_key));
-  ASSERT_TRUE(tier_->EraseObject(binary_key.bucket, binary_key.object_key).ok());
-  EXPECT_FALSE(Has(binary_key));
-  EXPECT_TRUE(Has(long_key));
 }
 
 TEST_F(DiskTierTest, SecondOpenOfTheSameRootFails) {
@@ -318,9 +313,9 @@ TEST_F(DiskTierTest, DeletedIndexIsRebuiltFromTheChunkFiles) {
   EXPECT_EQ(tier_->used_bytes(), 10u * kChunk);
   EXPECT_EQ(QueryIndex("SELECT count(*) FROM chunks"), 10);
   for (int i = 0; i < 10; ++i) EXPECT_TRUE(Has(Key(i, "etag-" + std::to_string(i)))) << i;
-  // The rebuilt rows carry the identity: EraseObject finds chunks by object.
-  ASSERT_TRUE(tier_->EraseObject("bucket", "dir/object-0").ok());
-  EXPECT_EQ(tier_->chunk_count(), 6u);
+  // The rebuilt rows carry the identity.
+  EXPECT_EQ(
+      QueryIndex("SELECT count(*) FROM chunks WHERE object_key = CAST('dir/object-0' AS BLOB)"), 4);
 }
 
 TEST_F(DiskTierTest, GarbageIndexIsMovedAsideAndRebuilt) {
@@ -463,19 +458,18 @@ TEST_F(DiskTierTest, PinnedObjectsAreNotEvicted) {
   tier_->Unpin("bucket", "dir/object-0");
 }
 
-TEST_F(DiskTierTest, EraseAndEraseObject) {
+TEST_F(DiskTierTest, Erase) {
   Open();
   for (int i = 0; i < 8; ++i) PutOk(Key(i));  // objects 0 and 1
   PutOk(Key(0, "etag-2"));                    // another version of object 0
   ASSERT_TRUE(tier_->Erase(Key(5)).ok());
   EXPECT_FALSE(Has(Key(5)));
   ASSERT_TRUE(tier_->Erase(Key(5)).ok());  // nothing to do
-  ASSERT_TRUE(tier_->EraseObject("bucket", "dir/object-0").ok());
-  EXPECT_EQ(tier_->chunk_count(), 3u);
-  EXPECT_EQ(FilesOnDisk(), 3u);
-  EXPECT_FALSE(Has(Key(0, "etag-2")));
-  for (int i : {4, 6, 7}) EXPECT_TRUE(Has(Key(i)));
-  EXPECT_EQ(QueryIndex("SELECT count(*) FROM chunks"), 3);
+  EXPECT_EQ(tier_->chunk_count(), 8u);
+  EXPECT_EQ(FilesOnDisk(), 8u);
+  EXPECT_TRUE(Has(Key(0, "etag-2")));
+  for (int i : {0, 1, 2, 3, 4, 6, 7}) EXPECT_TRUE(Has(Key(i)));
+  EXPECT_EQ(QueryIndex("SELECT count(*) FROM chunks"), 8);
 }
 
 TEST_F(DiskTierTest, AccessTimesAreBatched) {
@@ -528,22 +522,6 @@ TEST_F(DiskTierTest, WriteFailureLeavesNothingBehind) {
   EXPECT_TRUE(Has(Key(1)));
 }
 
-TEST_F(DiskTierTest, RebuildKeepsGoodChunksAndDropsBadOnes) {
-  Open(Options(/*max_chunks=*/10));
-  for (int i = 0; i < 10; ++i) PutOk(Key(i));
-  for (int i = 0; i < 5; ++i) EXPECT_TRUE(Has(Key(i)));  // 5..9 are now the oldest
-  FlipByte(PathOf(Key(3)), fs::file_size(PathOf(Key(3))) - 1);
-  ASSERT_TRUE(tier_->Rebuild().ok());
-  EXPECT_EQ(tier_->chunk_count(), 9u);
-  EXPECT_FALSE(fs::exists(PathOf(Key(3))));
-  EXPECT_EQ(QueryIndex("SELECT count(*) FROM chunks"), 9);
-  // The LRU order survived: the new chunks push out 5 and 6.
-  for (int i = 10; i < 13; ++i) PutOk(Key(i));
-  EXPECT_FALSE(Has(Key(5)));
-  EXPECT_FALSE(Has(Key(6)));
-  for (int i : {0, 1, 2, 4, 7, 8, 9, 10, 11, 12}) EXPECT_TRUE(Has(Key(i))) << i;
-}
-
 TEST_F(DiskTierTest, RootIsPrivate) {
   Open();
   EXPECT_EQ(fs::status(root_).permissions(), fs::perms::owner_all);
@@ -578,14 +556,11 @@ TEST_F(DiskTierTest, ConcurrentReadersAndWriters) {
           }
         } else if (dice < 90) {
           if (!tier_->Put(key, Bytes(key)).ok()) ++errors;
-        } else if (dice < 97) {
-          if (!tier_->Erase(key).ok()) ++errors;
         } else if (dice < 99) {
-          if (!tier_->EraseObject(key.bucket, key.object_key).ok()) ++errors;
+          if (!tier_->Erase(key).ok()) ++errors;
         } else {
           clock_.Advance(std::chrono::milliseconds(500));
         }
-        if (t == 0 && op == kOps / 2 && !tier_->Rebuild().ok()) ++errors;
       }
     });
   }

@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "backends/memory_store.h"
+#include "tests/support/memory_store.h"
 
 namespace strata {
 namespace {

@@ -3,9 +3,9 @@
 
 #include <gtest/gtest.h>
 
-#include "backends/memory_store.h"
 #include "cache/chunk_fetcher.h"
 #include "cache/memory_tier.h"
+#include "tests/support/memory_store.h"
 
 namespace strata {
 namespace {

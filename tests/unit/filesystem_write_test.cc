@@ -8,10 +8,10 @@
 
 #include <filesystem>
 
-#include "backends/memory_store.h"
 #include "cache/chunk_fetcher.h"
 #include "cache/memory_tier.h"
 #include "fs/filesystem.h"
+#include "tests/support/memory_store.h"
 
 namespace strata {
 namespace {

@@ -1,4 +1,4 @@
-#include "backends/local_store.h"
+#include "tests/support/local_store.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include "backends/memory_store.h"
 #include "fs/inode_table.h"
+#include "tests/support/memory_store.h"
 
 namespace strata {
 namespace {

@@ -8,10 +8,10 @@
 #include <thread>
 #include <vector>
 
-#include "backends/memory_store.h"
 #include "cache/cache_stats.h"
 #include "cache/chunk_fetcher.h"
 #include "cache/memory_tier.h"
+#include "tests/support/memory_store.h"
 
 namespace strata {
 namespace {

@@ -7,9 +7,9 @@
 #include <string>
 
 #include "backends/faulty_store.h"
-#include "backends/local_store.h"
-#include "backends/memory_store.h"
 #include "tests/conformance/store_conformance.h"
+#include "tests/support/local_store.h"
+#include "tests/support/memory_store.h"
 
 namespace strata {
 namespace {

@@ -8,8 +8,8 @@
 
 #include <thread>
 
-#include "backends/local_store.h"
 #include "cache/upload_queue.h"
+#include "tests/support/local_store.h"
 #include "tests/unit/upload_queue_test_util.h"
 
 namespace strata::queue_test {
@@ -28,11 +28,11 @@ TEST_F(QueueTest, ReopenReplaysPendingEntriesForReadYourWrites) {
   queue_.reset();
 
   OpenQueue(store);
-  std::optional<PendingPut> c = queue_->LatestPending("c");
+  std::optional<PendingPut> c = PendingPutOf(*queue_, "c");
   ASSERT_TRUE(c);
   EXPECT_EQ(Slurp(c->staged_path), "pending a");
-  EXPECT_TRUE(queue_->PendingDelete("a"));
-  EXPECT_TRUE(queue_->PendingDelete("b"));
+  EXPECT_TRUE(BeingDeleted(*queue_, "a"));
+  EXPECT_TRUE(BeingDeleted(*queue_, "b"));
   EXPECT_EQ(queue_->stats().depth, 3u);  // delete b, put c (was a), delete a
   EXPECT_EQ(store.stats().put, 0u);
   queue_->Start();
@@ -192,7 +192,7 @@ TEST_F(QueueTest, MissingStagedFileAtReopenBecomesDeadLetter) {
   OpenQueue(store);
   Put("lost", "data");
   Put("kept", "data");
-  std::optional<PendingPut> lost = queue_->LatestPending("lost");
+  std::optional<PendingPut> lost = PendingPutOf(*queue_, "lost");
   ASSERT_TRUE(lost);
   queue_.reset();
   ASSERT_TRUE(fs::remove(lost->staged_path));

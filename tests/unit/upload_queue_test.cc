@@ -85,7 +85,7 @@ TEST_F(QueueTest, NewerPutSupersedesPendingOneAndDropsItsFile) {
   ASSERT_EQ(queue_->List().size(), 1u);
   EXPECT_EQ(queue_->List()[0].sequence, v2);
   EXPECT_EQ(queue_->stats().staged_bytes, 9u);
-  std::optional<PendingPut> pending = queue_->LatestPending("k");
+  std::optional<PendingPut> pending = PendingPutOf(*queue_, "k");
   ASSERT_TRUE(pending);
   EXPECT_EQ(Slurp(pending->staged_path), "version 2");
   queue_->Start();
@@ -132,8 +132,8 @@ TEST_F(QueueTest, DeleteCancelsPendingUploadSoNothingIsUploaded) {
   EXPECT_EQ(DataFiles(), 2u);
   Delete("k");
   EXPECT_EQ(DataFiles(), 1u) << "the cancelled upload's staged file is gone";
-  EXPECT_TRUE(queue_->PendingDelete("k"));
-  EXPECT_FALSE(queue_->LatestPending("k"));
+  EXPECT_TRUE(BeingDeleted(*queue_, "k"));
+  EXPECT_FALSE(PendingPutOf(*queue_, "k"));
   store.Release();
   DrainOk();
   EXPECT_EQ(mem.stats().put, 2u);  // the setup's and the blocker's
@@ -166,10 +166,10 @@ TEST_F(QueueTest, RenameRetargetsPendingUpload) {
   Put("to", "overwritten by the rename");
   const uint64_t rename = Rename("from", "to");
   EXPECT_EQ(DataFiles(), 1u);
-  std::optional<PendingPut> at_to = queue_->LatestPending("to");
+  std::optional<PendingPut> at_to = PendingPutOf(*queue_, "to");
   ASSERT_TRUE(at_to);
   EXPECT_EQ(Slurp(at_to->staged_path), "content");
-  EXPECT_TRUE(queue_->PendingDelete("from"));
+  EXPECT_TRUE(BeingDeleted(*queue_, "from"));
   queue_->Start();
   ASSERT_TRUE(queue_->WaitUploaded(rename, seconds(20)).ok());
   DrainOk();
@@ -188,7 +188,7 @@ TEST_F(QueueTest, RenameOfStoredObjectCopiesThenDeletes) {
   PendingState b = queue_->Pending("b");
   EXPECT_EQ(b.kind, PendingState::Kind::kCopy);
   EXPECT_EQ(b.copy_source, "a");
-  EXPECT_TRUE(queue_->PendingDelete("a"));
+  EXPECT_TRUE(BeingDeleted(*queue_, "a"));
   Rename("b", "c");  // copy b -> c must wait for the copy a -> b
   PendingState c = queue_->Pending("c");
   EXPECT_EQ(c.kind, PendingState::Kind::kCopy);
@@ -207,7 +207,7 @@ TEST_F(QueueTest, RenameAfterRunningUploadCopiesTheNewVersion) {
   Put("a", "new");
   ASSERT_TRUE(store.WaitHeld());
   Rename("a", "b");
-  std::optional<PendingPut> at_b = queue_->LatestPending("b");
+  std::optional<PendingPut> at_b = PendingPutOf(*queue_, "b");
   ASSERT_TRUE(at_b) << "b reads the running upload of a";
   EXPECT_EQ(Slurp(at_b->staged_path), "new");
   store.Release();
@@ -338,7 +338,7 @@ TEST_F(QueueTest, PermanentFailureIsDeadLetterKeepingDataUntilRetried) {
   EXPECT_EQ(list[0].attempts, 1u);
   EXPECT_NE(list[0].last_error.find("AccessDenied"), std::string::npos) << list[0].last_error;
   EXPECT_EQ(queue_->stats().dead_letters, 1u);
-  std::optional<PendingPut> kept = queue_->LatestPending("k");
+  std::optional<PendingPut> kept = PendingPutOf(*queue_, "k");
   ASSERT_TRUE(kept);
   EXPECT_EQ(Slurp(kept->staged_path), "precious") << "a dead letter keeps its data";
 

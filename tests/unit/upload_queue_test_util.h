@@ -21,11 +21,11 @@
 #include <string>
 #include <vector>
 
-#include "base/clock.h"
 #include "backends/faulty_store.h"
-#include "backends/memory_store.h"
 #include "backends/object_store.h"
+#include "base/clock.h"
 #include "cache/upload_queue.h"
+#include "tests/support/memory_store.h"
 
 namespace strata::queue_test {
 
@@ -197,6 +197,19 @@ inline std::string Slurp(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// The newest pending put of `key` (through pending renames); nullopt when there is none or the
+// key is being deleted.
+inline std::optional<PendingPut> PendingPutOf(UploadQueue& queue, const std::string& key) {
+  PendingState state = queue.Pending(key);
+  if (state.kind != PendingState::Kind::kPut) return std::nullopt;
+  return std::move(state.put);
+}
+
+// Whether `key` is being deleted (its newest pending operation is a delete).
+inline bool BeingDeleted(UploadQueue& queue, const std::string& key) {
+  return queue.Pending(key).kind == PendingState::Kind::kDeleted;
 }
 
 // The whole contents of a store as key -> body.

@@ -1,7 +1,8 @@
 // LocalStore: an ObjectStore kept in a local directory, surviving process restarts, with the
-// same S3 semantics as MemoryStore (it shares MemoryStore's rule functions). For tests that need
-// persistence and for tools that run without S3. Thread-safe: any method from any thread. One
-// LocalStore per directory at a time (Open takes an exclusive flock on <root>/LOCK).
+// same S3 semantics as MemoryStore (it shares MemoryStore's rule functions). A test double for
+// tests that need persistence; it lives in the test-support library, never in the product.
+// Thread-safe: any method from any thread. One LocalStore per directory at a time (Open takes an
+// exclusive flock on <root>/LOCK).
 //
 // Layout under root (directories 0700, files 0600):
 //   objects/<h>.meta           the committed record of the object whose key hashes to <h>

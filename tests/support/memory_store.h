@@ -5,9 +5,11 @@
 // method may be called from any thread; one mutex guards all state and is never held while a
 // body is hashed.
 //
-// The free functions below the class are the S3 rules themselves (key limits, range resolution,
-// ETags, part validation, ListObjectsV2 paging). LocalStore keeps the same kind of index and uses
-// them too, so the two stores answer identically.
+// A test double: it lives in the test-support library, never in the product. The free functions
+// below the class are the S3 rules themselves (range resolution, ETags, part validation,
+// ListObjectsV2 paging; key limits, part numbers and multipart ETags come from backends/s3_keys.h
+// and backends/s3_multipart.h). LocalStore keeps the same kind of index and uses them too, so
+// the two stores answer identically.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +24,8 @@
 #include <vector>
 
 #include "backends/object_store.h"
+#include "backends/s3_keys.h"
+#include "backends/s3_multipart.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
 
@@ -113,13 +117,8 @@ class MemoryStore final : public ObjectStore {
 
 // The content type S3 reports for objects stored without one.
 inline constexpr std::string_view kDefaultContentType = "binary/octet-stream";
-inline constexpr size_t kMaxKeyBytes = 1024;
-inline constexpr int kMaxPartNumber = 10000;
 inline constexpr int kMaxListKeys = 1000;
 inline constexpr size_t kMaxDeleteBatch = 1000;
-
-// Non-empty and at most 1024 bytes, else kInvalidArgument.
-Status ValidateKey(std::string_view key);
 
 // 1..10000, else kInvalidArgument.
 Status ValidatePartNumber(int part_number);
@@ -132,9 +131,6 @@ Metadata NormalizeMetadata(const Metadata& metadata);
 
 // Hex MD5 of `body`: the ETag S3 gives a single-part object.
 std::string EtagOfBody(std::string_view body);
-
-// Whether an ETag a caller holds names the current one; surrounding quotes are ignored.
-bool EtagMatches(std::string_view wanted, std::string_view current);
 
 // The errors S3 answers with: NoSuchKey (404), NoSuchUpload (404), PreconditionFailed (412).
 Status NoSuchKeyError(std::string_view key);
@@ -164,10 +160,6 @@ Result<ResolvedRange> ResolveRange(uint64_t size, const std::optional<ByteRange>
 // last at least `min_part_size` bytes. Any violation is kInvalidArgument.
 Status CheckCompleteParts(const std::vector<PartInfo>& requested,
                           const std::map<int, PartInfo>& uploaded, uint64_t min_part_size);
-
-// The ETag S3 gives a multipart object: hex MD5 of the concatenated binary MD5s of the parts,
-// then "-" and the part count. REQUIRES: every part ETag is a 32-digit hex MD5.
-std::string MultipartEtag(const std::vector<PartInfo>& parts);
 
 // One ListObjectsV2 page over an index sorted bytewise. `seek(k)` returns the first object whose
 // key is >= k, or nullptr; it is called only while ListObjectsV2 runs, so the caller may hold the

@@ -1,4 +1,4 @@
-#include "backends/memory_store.h"
+#include "tests/support/memory_store.h"
 
 #include <algorithm>
 #include <cctype>
@@ -9,20 +9,6 @@
 
 namespace strata {
 namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string_view StripQuotes(std::string_view etag) {
-  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
-    return etag.substr(1, etag.size() - 2);
-  }
-  return etag;
-}
 
 // The smallest string greater than every string starting with `prefix`, or nullopt when no
 // such string exists (prefix empty or all 0xff bytes).
@@ -59,14 +45,6 @@ ObjectInfo ListingInfo(const ObjectInfo& full) {
 
 // ---- S3 rules ----
 
-Status ValidateKey(std::string_view key) {
-  if (key.empty()) return Status::InvalidArgument("empty key");
-  if (key.size() > kMaxKeyBytes) {
-    return Status::InvalidArgument("key longer than 1024 bytes").WithRemote(400, "KeyTooLongError");
-  }
-  return Status::Ok();
-}
-
 Status ValidatePartNumber(int part_number) {
   if (part_number < 1 || part_number > kMaxPartNumber) {
     return Status::InvalidArgument("part number must be 1..10000, got " +
@@ -92,10 +70,6 @@ Metadata NormalizeMetadata(const Metadata& metadata) {
 }
 
 std::string EtagOfBody(std::string_view body) { return Md5Hex(body); }
-
-bool EtagMatches(std::string_view wanted, std::string_view current) {
-  return StripQuotes(wanted) == StripQuotes(current);
-}
 
 Status NoSuchKeyError(std::string_view key) {
   return Status::NotFound("no such key: " + std::string(key)).WithRemote(404, "NoSuchKey");
@@ -171,17 +145,6 @@ Status CheckCompleteParts(const std::vector<PartInfo>& requested,
     }
   }
   return Status::Ok();
-}
-
-std::string MultipartEtag(const std::vector<PartInfo>& parts) {
-  std::string digests;
-  for (const PartInfo& part : parts) {
-    std::string_view hex = StripQuotes(part.etag);
-    for (size_t i = 0; i + 1 < hex.size(); i += 2) {
-      digests.push_back(static_cast<char>(HexValue(hex[i]) * 16 + HexValue(hex[i + 1])));
-    }
-  }
-  return Md5Hex(digests) + "-" + std::to_string(parts.size());
 }
 
 Result<ListPage> ListObjectsV2(const ListOptions& options, const IndexSeek& seek) {

@@ -1,4 +1,4 @@
-#include "backends/local_store.h"
+#include "tests/support/local_store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,9 +17,9 @@
 #include <set>
 #include <utility>
 
-#include "backends/memory_store.h"
-#include "base/posix_file.h"
 #include "backends/sigv4.h"
+#include "base/posix_file.h"
+#include "tests/support/memory_store.h"
 
 namespace strata {
 namespace {

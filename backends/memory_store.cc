@@ -59,14 +59,6 @@ ObjectInfo ListingInfo(const ObjectInfo& full) {
 
 // ---- S3 rules ----
 
-Status ValidateKey(std::string_view key) {
-  if (key.empty()) return Status::InvalidArgument("empty key");
-  if (key.size() > kMaxKeyBytes) {
-    return Status::InvalidArgument("key longer than 1024 bytes").WithRemote(400, "KeyTooLongError");
-  }
-  return Status::Ok();
-}
-
 Status ValidatePartNumber(int part_number) {
   if (part_number < 1 || part_number > kMaxPartNumber) {
     return Status::InvalidArgument("part number must be 1..10000, got " +

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "backends/object_store.h"
+#include "backends/s3_keys.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
 
@@ -113,13 +114,9 @@ class MemoryStore final : public ObjectStore {
 
 // The content type S3 reports for objects stored without one.
 inline constexpr std::string_view kDefaultContentType = "binary/octet-stream";
-inline constexpr size_t kMaxKeyBytes = 1024;
 inline constexpr int kMaxPartNumber = 10000;
 inline constexpr int kMaxListKeys = 1000;
 inline constexpr size_t kMaxDeleteBatch = 1000;
-
-// Non-empty and at most 1024 bytes, else kInvalidArgument.
-Status ValidateKey(std::string_view key);
 
 // 1..10000, else kInvalidArgument.
 Status ValidatePartNumber(int part_number);

@@ -114,24 +114,6 @@ std::string Trim(std::string_view in) {
   return std::string(in);
 }
 
-// The query string as it is signed: encoded, sorted by name then value.
-std::string CanonicalQuery(const Headers& query) {
-  std::vector<std::pair<std::string, std::string>> encoded;
-  encoded.reserve(query.size());
-  for (const auto& [name, value] : query) {
-    encoded.emplace_back(UriEncode(name, true), UriEncode(value, true));
-  }
-  std::sort(encoded.begin(), encoded.end());
-  std::string out;
-  for (const auto& [name, value] : encoded) {
-    if (!out.empty()) out += '&';
-    out += name;
-    out += '=';
-    out += value;
-  }
-  return out;
-}
-
 // Metadata must travel as HTTP header values: printable ASCII only.
 Status AddMetadataHeaders(const Metadata& metadata, Headers& headers) {
   for (const auto& [name, value] : metadata) {

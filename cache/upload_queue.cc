@@ -6,7 +6,7 @@
 #include <set>
 #include <utility>
 
-#include "backends/memory_store.h"
+#include "backends/s3_keys.h"
 
 namespace strata {
 namespace {

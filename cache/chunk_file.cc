@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <utility>
 
 #include "base/posix_file.h"
@@ -65,16 +66,8 @@ std::string EncodeHeader(const ChunkKey& key, uint64_t data_length, uint64_t dat
 
 // Reads exactly `length` bytes at `offset` into `out`; a shorter file is corrupt.
 Status PreadAll(int fd, uint64_t offset, uint64_t length, const std::string& path, char* out) {
-  uint64_t done = 0;
-  while (done < length) {
-    const ssize_t n = ::pread(fd, out + done, length - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "read " + path);
-    }
-    if (n == 0) return Status::Corrupt(path + " is truncated");
-    done += static_cast<uint64_t>(n);
-  }
+  STRATA_ASSIGN_OR_RETURN(const size_t n, ReadFull(fd, offset, std::span<char>(out, length), path));
+  if (n < length) return Status::Corrupt(path + " is truncated");
   return Status::Ok();
 }
 

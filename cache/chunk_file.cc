@@ -200,9 +200,8 @@ Result<uint64_t> ChunkFile::Write(const std::string& path, const ChunkKey& key,
   const uint64_t checksum = Checksum(data);
   const std::string header = EncodeHeader(key, data.size(), checksum);
   const std::string temp = path + std::string(kTempSuffix);
-  Result<int> created = CreateTemp(temp);
-  if (!created.ok()) return created.status();
-  Fd fd(*created);
+  STRATA_ASSIGN_OR_RETURN(int created, CreateTemp(temp));
+  Fd fd(created);
   Status st = WriteAllV(fd.get(), header, data, temp);
   if (st.ok() && ::fsync(fd.get()) != 0) st = ErrnoStatus(errno, "fsync " + temp);
   if (st.ok()) st = fd.Close(temp);
@@ -221,16 +220,15 @@ Result<uint64_t> ChunkFile::Write(const std::string& path, const ChunkKey& key,
 Result<ChunkFile::Contents> ChunkFile::Read(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return ErrnoStatus(errno, "open " + path);
-  Result<Header> header = ReadHeader(fd.get(), path);
-  if (!header.ok()) return header.status();
-  std::string data(header->data_length, '\0');
+  STRATA_ASSIGN_OR_RETURN(Header header, ReadHeader(fd.get(), path));
+  std::string data(header.data_length, '\0');
   STRATA_RETURN_IF_ERROR(
-      PreadAll(fd.get(), header->header_size, header->data_length, path, data.data()));
-  if (Checksum(data) != header->data_checksum) {
+      PreadAll(fd.get(), header.header_size, header.data_length, path, data.data()));
+  if (Checksum(data) != header.data_checksum) {
     return Status::Corrupt(path + ": data checksum mismatch");
   }
   Contents contents;
-  contents.header = std::move(header).value();
+  contents.header = std::move(header);
   contents.data = std::make_shared<const std::string>(std::move(data));
   return contents;
 }

@@ -151,12 +151,11 @@ Status DiskTier::OpenIndex() {
 
 Status DiskTier::Recover(bool verify_all,
                          const std::unordered_map<std::string, int64_t>& known_ticks) {
-  Result<std::vector<ChunkIndex::Row>> loaded = index_->LoadAll();
-  if (!loaded.ok()) return loaded.status();
+  STRATA_ASSIGN_OR_RETURN(std::vector<ChunkIndex::Row> loaded, index_->LoadAll());
   RecoveryReport report;
   std::unordered_map<std::string, ChunkIndex::Row> unmatched;  // rows not yet matched to a file
   std::vector<std::string> drop;                               // rows to delete
-  for (ChunkIndex::Row& row : *loaded) {
+  for (ChunkIndex::Row& row : loaded) {
     if (!IsChunkId(row.id) || row.key.Id() != row.id) {
       drop.push_back(row.id);
       ++report.rows_dropped;
@@ -443,9 +442,8 @@ Status DiskTier::Erase(const ChunkKey& key) {
 Status DiskTier::EraseObject(const std::string& bucket, const std::string& object_key) {
   std::shared_lock gate(gate_);
   if (index_ == nullptr) return Status::Internal(std::string(kNoIndex));
-  Result<std::vector<std::string>> ids = index_->IdsOfObject(bucket, object_key);
-  if (!ids.ok()) return ids.status();
-  Remove(*ids, std::nullopt);
+  STRATA_ASSIGN_OR_RETURN(std::vector<std::string> ids, index_->IdsOfObject(bucket, object_key));
+  Remove(ids, std::nullopt);
   return Status::Ok();
 }
 
@@ -475,9 +473,8 @@ Status DiskTier::Rebuild() {
     const std::string path = index_path_ + suffix;
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "unlink " + path);
   }
-  Result<std::unique_ptr<ChunkIndex>> index = ChunkIndex::Open(index_path_);
-  if (!index.ok()) return index.status();
-  index_ = std::move(index).value();
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<ChunkIndex> index, ChunkIndex::Open(index_path_));
+  index_ = std::move(index);
   STRATA_RETURN_IF_ERROR(Recover(/*verify_all=*/true, ticks));
   EvictOverLimit();
   return Status::Ok();

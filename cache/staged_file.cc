@@ -151,15 +151,14 @@ void StagedFile::Settle(const std::vector<Range>& claims, bool filled, bool writ
 Status StagedFile::ReadSource(uint64_t offset, std::span<char> out) {
   size_t done = 0;
   while (done < out.size()) {
-    Result<size_t> n = source_(offset + done, out.subspan(done));
-    if (!n.ok()) return n.status();
-    if (*n == 0 || *n > out.size() - done) {
-      return Status::Internal("staging: source of " + path_ + " returned " + std::to_string(*n) +
+    STRATA_ASSIGN_OR_RETURN(size_t n, source_(offset + done, out.subspan(done)));
+    if (n == 0 || n > out.size() - done) {
+      return Status::Internal("staging: source of " + path_ + " returned " + std::to_string(n) +
                               " bytes at offset " + std::to_string(offset + done) + ", expected " +
                               std::to_string(out.size() - done) +
                               " (object shorter than its staged size?)");
     }
-    done += *n;
+    done += n;
   }
   return Status::Ok();
 }

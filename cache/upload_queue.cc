@@ -36,12 +36,11 @@ Result<std::unique_ptr<UploadQueue>> UploadQueue::Open(ObjectStore& store,
   if (options.retry.max_attempts < 0) {
     return Status::InvalidArgument("upload queue: negative retry.max_attempts");
   }
-  Result<std::unique_ptr<QueueDir>> dir = QueueDir::Open(options.dir, options.lock_wait);
-  if (!dir.ok()) return dir.status();
-  Result<std::unique_ptr<QueueDb>> db = QueueDb::Open((*dir)->DbPath());
-  if (!db.ok()) return db.status();
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<QueueDir> dir,
+                          QueueDir::Open(options.dir, options.lock_wait));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<QueueDb> db, QueueDb::Open(dir->DbPath()));
   std::unique_ptr<UploadQueue> queue(
-      new UploadQueue(store, std::move(options), std::move(dir).value(), std::move(db).value()));
+      new UploadQueue(store, std::move(options), std::move(dir), std::move(db)));
   std::set<std::string> upload_ids;
   STRATA_RETURN_IF_ERROR(queue->Replay(&upload_ids));
   queue->AbortOrphanUploads(upload_ids);
@@ -74,9 +73,8 @@ UploadQueue::~UploadQueue() {
 }
 
 Status UploadQueue::Replay(std::set<std::string>* upload_ids) {
-  Result<QueueDb::Contents> contents = db_->Load();
-  if (!contents.ok()) return contents.status();
-  std::vector<QueueRecord>& records = contents->records;
+  STRATA_ASSIGN_OR_RETURN(QueueDb::Contents contents, db_->Load());
+  std::vector<QueueRecord>& records = contents.records;
   std::set<std::string> referenced;
   uint64_t missing = 0;
   for (QueueRecord& record : records) {
@@ -110,7 +108,7 @@ Status UploadQueue::Replay(std::set<std::string>* upload_ids) {
   const uint64_t removed = dir_->RemoveUnreferenced(referenced);
   const size_t count = records.size();
   std::lock_guard lock(mu_);
-  schedule_.Load(std::move(records), contents->next_seq);
+  schedule_.Load(std::move(records), contents.next_seq);
   // Every name of an earlier run is either referenced or was just removed, and any run that
   // kept a file committed a larger next_seq than this one starts from: names cannot collide.
   file_prefix_ = std::to_string(schedule_.next_seq()) + "-";
@@ -482,8 +480,7 @@ Status UploadQueue::DiscardDeadLetter(uint64_t sequence) {
     plan = schedule_.PlanDiscard(sequence);
   }
   if (!plan.ok()) return plan.status();
-  Result<uint64_t> committed = CommitPlan(*plan);
-  if (!committed.ok()) return committed.status();
+  STRATA_RETURN_IF_ERROR(CommitPlan(*plan).status());
   spdlog::warn("upload queue {}: dead entry {} discarded", dir_->root(), sequence);
   return Status::Ok();
 }

@@ -17,12 +17,6 @@ constexpr int64_t kSleepSliceMs = 50;
 
 bool PowerOfTwo(uint32_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
-int64_t NowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 Status TimedOut(std::string what) { return Status::Transient("upload queue: " + what); }
 
 }  // namespace
@@ -175,7 +169,7 @@ Result<uint64_t> UploadQueue::EnqueuePut(std::string key, std::string staged_pat
   put.data_file = name;
   put.size = size;
   put.options = std::move(options);
-  put.enqueued_unix_ms = NowUnixMs();
+  put.enqueued_unix_ms = UnixMs();
 
   std::lock_guard enqueue(enqueue_mu_);
   QueueSchedule::Plan plan;
@@ -200,7 +194,7 @@ Result<uint64_t> UploadQueue::EnqueueDelete(std::string key) {
   QueueSchedule::Plan plan;
   {
     std::lock_guard lock(mu_);
-    plan = schedule_.PlanDelete(key, NowUnixMs());
+    plan = schedule_.PlanDelete(key, UnixMs());
   }
   return CommitPlan(plan);
 }
@@ -212,7 +206,7 @@ Result<uint64_t> UploadQueue::EnqueueRename(std::string from, std::string to) {
   Result<QueueSchedule::Plan> plan = Status::Internal("unset");
   {
     std::lock_guard lock(mu_);
-    plan = schedule_.PlanRename(from, to, NowUnixMs());
+    plan = schedule_.PlanRename(from, to, UnixMs());
   }
   if (!plan.ok()) return plan.status();
   return CommitPlan(*plan);
@@ -248,6 +242,11 @@ void UploadQueue::CleanUp(const QueueSchedule::Released& released) {
 
 int64_t UploadQueue::MonoMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(clock_->Now().time_since_epoch())
+      .count();
+}
+
+int64_t UploadQueue::UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_->WallNow().time_since_epoch())
       .count();
 }
 
@@ -445,7 +444,7 @@ std::vector<std::pair<std::string, PendingState>> UploadQueue::PendingUnder(
 }
 
 std::vector<QueueEntryView> UploadQueue::List(uint64_t after, size_t limit) {
-  const int64_t now = NowUnixMs();
+  const int64_t now = UnixMs();
   const int64_t mono = MonoMs();
   const int64_t stuck_since =
       mono - std::chrono::duration_cast<std::chrono::milliseconds>(options_.stuck_after).count();

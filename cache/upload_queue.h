@@ -58,8 +58,8 @@
 #include <thread>
 #include <vector>
 
-#include "base/clock.h"
 #include "backends/object_store.h"
+#include "base/clock.h"
 #include "base/retry.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
@@ -194,6 +194,8 @@ class UploadQueue {
   void RunClaimed(QueueRecord record, uint64_t run_id) EXCLUDES(mu_);
   // The clock's reading in milliseconds: the time base of parked entries.
   int64_t MonoMs();
+  // The clock's wall time in milliseconds since the Unix epoch: when an entry was enqueued.
+  int64_t UnixMs();
 
   ObjectStore& store_;
   const UploadQueueOptions options_;

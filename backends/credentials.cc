@@ -191,9 +191,8 @@ Result<Credentials> ResolveCredentials(const CredentialOptions& options, const E
     return Status::NotFound(JoinTried(tried));
   }
 
-  Result<std::optional<std::string>> contents = ReadFileIfExists(path);
-  if (!contents.ok()) return contents.status();
-  if (!contents->has_value()) {
+  STRATA_ASSIGN_OR_RETURN(std::optional<std::string> contents, ReadFileIfExists(path));
+  if (!contents.has_value()) {
     if (explicit_profile) {
       return Status::NotFound("profile " + profile + " not found in " + path +
                               " (the file does not exist)" + asked_by);
@@ -202,7 +201,7 @@ Result<Credentials> ResolveCredentials(const CredentialOptions& options, const E
     return Status::NotFound(JoinTried(tried));
   }
 
-  const std::map<std::string, ProfileKeys> profiles = ParseCredentialsFile(**contents);
+  const std::map<std::string, ProfileKeys> profiles = ParseCredentialsFile(*contents);
   const auto it = profiles.find(profile);
   if (it == profiles.end()) {
     if (explicit_profile) {

@@ -6,15 +6,14 @@ namespace strata {
 
 Result<GetIntoResult> ObjectStore::GetInto(std::string_view key, const GetOptions& options,
                                            std::span<char> dest) {
-  Result<GetResult> got = Get(key, options);
-  if (!got.ok()) return got.status();
-  if (got->body.size() > dest.size()) {
-    return Status::InvalidArgument("body of " + std::to_string(got->body.size()) +
+  STRATA_ASSIGN_OR_RETURN(GetResult got, Get(key, options));
+  if (got.body.size() > dest.size()) {
+    return Status::InvalidArgument("body of " + std::to_string(got.body.size()) +
                                    " bytes does not fit a buffer of " +
                                    std::to_string(dest.size()));
   }
-  std::memcpy(dest.data(), got->body.data(), got->body.size());
-  return GetIntoResult{std::move(got->info), got->body.size()};
+  std::memcpy(dest.data(), got.body.data(), got.body.size());
+  return GetIntoResult{std::move(got.info), got.body.size()};
 }
 
 }  // namespace strata

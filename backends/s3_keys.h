@@ -1,4 +1,6 @@
-// S3's rules for object keys, shared by everything that accepts a key before the store sees it.
+// S3's rule for object keys, in one place: a key is 1 to 1,024 bytes (of UTF-8). Every layer that
+// creates keys (the stores, the upload queue, the filesystem building keys from paths) checks
+// against the same constant.
 #pragma once
 
 #include <cstddef>
@@ -11,8 +13,8 @@ namespace strata {
 // S3's limit on the length of a key, in bytes.
 inline constexpr size_t kMaxKeyBytes = 1024;
 
-// Non-empty and at most kMaxKeyBytes bytes, else kInvalidArgument (KeyTooLongError for a long
-// key, as S3 answers).
+// Non-empty and at most kMaxKeyBytes bytes, else kInvalidArgument (with the S3 error code
+// "KeyTooLongError" and HTTP 400 when too long, as S3 answers).
 Status ValidateKey(std::string_view key);
 
 }  // namespace strata

@@ -28,11 +28,10 @@ Status ErrorRootStatus(pugi::xml_node root, int http_status) {
 
 Result<pugi::xml_node> ExpectRoot(pugi::xml_document& doc, std::string_view xml,
                                   std::string_view root_name) {
-  Result<pugi::xml_node> root = ParseDocument(doc, xml);
-  if (!root.ok()) return root.status();
-  STRATA_RETURN_IF_ERROR(ErrorRootStatus(*root, 200));
-  if (root->name() != root_name) {
-    return Status::Internal("unexpected XML from server: <" + std::string(root->name()) +
+  STRATA_ASSIGN_OR_RETURN(pugi::xml_node root, ParseDocument(doc, xml));
+  STRATA_RETURN_IF_ERROR(ErrorRootStatus(root, 200));
+  if (root.name() != root_name) {
+    return Status::Internal("unexpected XML from server: <" + std::string(root.name()) +
                             "> instead of <" + std::string(root_name) + ">");
   }
   return root;
@@ -178,11 +177,10 @@ std::string UnquoteEtag(std::string_view etag) {
 
 Result<ListPage> ParseListObjectsV2(std::string_view xml) {
   pugi::xml_document doc;
-  Result<pugi::xml_node> root = ExpectRoot(doc, xml, "ListBucketResult");
-  if (!root.ok()) return root.status();
-  const bool encoded = std::strcmp(root->child_value("EncodingType"), "url") == 0;
+  STRATA_ASSIGN_OR_RETURN(pugi::xml_node root, ExpectRoot(doc, xml, "ListBucketResult"));
+  const bool encoded = std::strcmp(root.child_value("EncodingType"), "url") == 0;
   ListPage page;
-  for (pugi::xml_node c : root->children("Contents")) {
+  for (pugi::xml_node c : root.children("Contents")) {
     ObjectInfo info;
     info.key = XmlText(c, "Key", encoded);
     info.size = ToU64(c.child_value("Size"));
@@ -190,11 +188,11 @@ Result<ListPage> ParseListObjectsV2(std::string_view xml) {
     info.last_modified = ParseIso8601(c.child_value("LastModified")).value_or(TimePoint{});
     page.objects.push_back(std::move(info));
   }
-  for (pugi::xml_node p : root->children("CommonPrefixes")) {
+  for (pugi::xml_node p : root.children("CommonPrefixes")) {
     page.common_prefixes.push_back(XmlText(p, "Prefix", encoded));
   }
-  page.truncated = IsTrue(root->child_value("IsTruncated"));
-  page.next_continuation_token = root->child_value("NextContinuationToken");
+  page.truncated = IsTrue(root.child_value("IsTruncated"));
+  page.next_continuation_token = root.child_value("NextContinuationToken");
   if (page.truncated && page.next_continuation_token.empty()) {
     return Status::Internal("truncated listing without NextContinuationToken");
   }
@@ -203,62 +201,58 @@ Result<ListPage> ParseListObjectsV2(std::string_view xml) {
 
 Result<ListPartsPage> ParseListParts(std::string_view xml) {
   pugi::xml_document doc;
-  Result<pugi::xml_node> root = ExpectRoot(doc, xml, "ListPartsResult");
-  if (!root.ok()) return root.status();
+  STRATA_ASSIGN_OR_RETURN(pugi::xml_node root, ExpectRoot(doc, xml, "ListPartsResult"));
   ListPartsPage page;
-  for (pugi::xml_node p : root->children("Part")) {
+  for (pugi::xml_node p : root.children("Part")) {
     PartInfo part;
     part.part_number = std::atoi(p.child_value("PartNumber"));
     part.etag = UnquoteEtag(p.child_value("ETag"));
     part.size = ToU64(p.child_value("Size"));
     page.parts.push_back(std::move(part));
   }
-  page.truncated = IsTrue(root->child_value("IsTruncated"));
-  page.next_part_number_marker = root->child_value("NextPartNumberMarker");
+  page.truncated = IsTrue(root.child_value("IsTruncated"));
+  page.next_part_number_marker = root.child_value("NextPartNumberMarker");
   return page;
 }
 
 Result<ListUploadsPage> ParseListMultipartUploads(std::string_view xml) {
   pugi::xml_document doc;
-  Result<pugi::xml_node> root = ExpectRoot(doc, xml, "ListMultipartUploadsResult");
-  if (!root.ok()) return root.status();
-  const bool encoded = std::strcmp(root->child_value("EncodingType"), "url") == 0;
+  STRATA_ASSIGN_OR_RETURN(pugi::xml_node root, ExpectRoot(doc, xml, "ListMultipartUploadsResult"));
+  const bool encoded = std::strcmp(root.child_value("EncodingType"), "url") == 0;
   ListUploadsPage page;
-  for (pugi::xml_node u : root->children("Upload")) {
+  for (pugi::xml_node u : root.children("Upload")) {
     MultipartUpload upload;
     upload.key = XmlText(u, "Key", encoded);
     upload.upload_id = u.child_value("UploadId");
     upload.initiated = ParseIso8601(u.child_value("Initiated")).value_or(TimePoint{});
     page.uploads.push_back(std::move(upload));
   }
-  page.truncated = IsTrue(root->child_value("IsTruncated"));
-  page.next_key_marker = XmlText(*root, "NextKeyMarker", encoded);
-  page.next_upload_id_marker = root->child_value("NextUploadIdMarker");
+  page.truncated = IsTrue(root.child_value("IsTruncated"));
+  page.next_key_marker = XmlText(root, "NextKeyMarker", encoded);
+  page.next_upload_id_marker = root.child_value("NextUploadIdMarker");
   return page;
 }
 
 Result<std::string> ParseInitiateMultipartUpload(std::string_view xml) {
   pugi::xml_document doc;
-  Result<pugi::xml_node> root = ExpectRoot(doc, xml, "InitiateMultipartUploadResult");
-  if (!root.ok()) return root.status();
-  std::string id = root->child_value("UploadId");
+  STRATA_ASSIGN_OR_RETURN(pugi::xml_node root,
+                          ExpectRoot(doc, xml, "InitiateMultipartUploadResult"));
+  std::string id = root.child_value("UploadId");
   if (id.empty()) return Status::Internal("InitiateMultipartUploadResult without UploadId");
   return id;
 }
 
 Result<std::string> ParseEtagResult(std::string_view xml, std::string_view root_element) {
   pugi::xml_document doc;
-  Result<pugi::xml_node> root = ExpectRoot(doc, xml, root_element);
-  if (!root.ok()) return root.status();
-  return UnquoteEtag(root->child_value("ETag"));
+  STRATA_ASSIGN_OR_RETURN(pugi::xml_node root, ExpectRoot(doc, xml, root_element));
+  return UnquoteEtag(root.child_value("ETag"));
 }
 
 Result<std::vector<DeleteFailure>> ParseDeleteResult(std::string_view xml) {
   pugi::xml_document doc;
-  Result<pugi::xml_node> root = ExpectRoot(doc, xml, "DeleteResult");
-  if (!root.ok()) return root.status();
+  STRATA_ASSIGN_OR_RETURN(pugi::xml_node root, ExpectRoot(doc, xml, "DeleteResult"));
   std::vector<DeleteFailure> failures;
-  for (pugi::xml_node e : root->children("Error")) {
+  for (pugi::xml_node e : root.children("Error")) {
     failures.push_back(
         DeleteFailure{e.child_value("Key"),
                       StatusFromS3Error(200, e.child_value("Code"), e.child_value("Message"))});

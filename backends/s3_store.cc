@@ -117,24 +117,6 @@ std::string Trim(std::string_view in) {
   return std::string(in);
 }
 
-// The query string as it is signed: encoded, sorted by name then value.
-std::string CanonicalQuery(const Headers& query) {
-  std::vector<std::pair<std::string, std::string>> encoded;
-  encoded.reserve(query.size());
-  for (const auto& [name, value] : query) {
-    encoded.emplace_back(UriEncode(name, true), UriEncode(value, true));
-  }
-  std::sort(encoded.begin(), encoded.end());
-  std::string out;
-  for (const auto& [name, value] : encoded) {
-    if (!out.empty()) out += '&';
-    out += name;
-    out += '=';
-    out += value;
-  }
-  return out;
-}
-
 // Metadata must travel as HTTP header values: printable ASCII only.
 Status AddMetadataHeaders(const Metadata& metadata, Headers& headers) {
   for (const auto& [name, value] : metadata) {
@@ -398,9 +380,8 @@ template <typename T, typename Parse>
 Result<T> S3Store::ExecuteParsed(const Request& request, Parse parse) {
   std::optional<T> out;
   Result<Response> response = Execute(request, [&](Response& r) -> Status {
-    Result<T> parsed = parse(r);
-    if (!parsed.ok()) return parsed.status();
-    out = std::move(parsed).value();
+    STRATA_ASSIGN_OR_RETURN(T parsed, parse(r));
+    out = std::move(parsed);
     return Status::Ok();
   });
   if (!response.ok()) return response.status();
@@ -529,26 +510,23 @@ void S3Store::SetCommonOptions(CURL* curl, const std::string& url, char* error_b
 
 Result<ObjectInfo> S3Store::Head(std::string_view key) {
   Request request{.method = "HEAD", .key = std::string(key)};
-  Result<Response> response = Execute(request);
-  if (!response.ok()) return response.status();
-  return InfoFromHeaders(key, response->headers);
+  STRATA_ASSIGN_OR_RETURN(Response response, Execute(request));
+  return InfoFromHeaders(key, response.headers);
 }
 
 Result<GetResult> S3Store::Get(std::string_view key, const GetOptions& options) {
-  Result<Response> response = GetImpl(key, options, {});
-  if (!response.ok()) return response.status();
+  STRATA_ASSIGN_OR_RETURN(Response response, GetImpl(key, options, {}));
   GetResult result;
-  result.info = InfoFromGet(key, *response);
-  result.body = std::move(response->body);
+  result.info = InfoFromGet(key, response);
+  result.body = std::move(response.body);
   return result;
 }
 
 Result<GetIntoResult> S3Store::GetInto(std::string_view key, const GetOptions& options,
                                        std::span<char> dest) {
   if (dest.empty()) return Status::InvalidArgument("GetInto needs a non-empty buffer");
-  Result<Response> response = GetImpl(key, options, dest);
-  if (!response.ok()) return response.status();
-  return GetIntoResult{InfoFromGet(key, *response), response->body_size};
+  STRATA_ASSIGN_OR_RETURN(Response response, GetImpl(key, options, dest));
+  return GetIntoResult{InfoFromGet(key, response), response.body_size};
 }
 
 Result<S3Store::Response> S3Store::GetImpl(std::string_view key, const GetOptions& options,
@@ -595,9 +573,8 @@ Result<PutResult> S3Store::Put(std::string_view key, std::string_view body,
                                const PutOptions& options) {
   Request request{.method = "PUT", .key = std::string(key), .body = body, .has_body = true};
   STRATA_RETURN_IF_ERROR(AddPutHeaders(options, request.headers));
-  Result<Response> response = Execute(request);
-  if (!response.ok()) return response.status();
-  return PutResult{s3::UnquoteEtag(HeaderValue(response->headers, "etag"))};
+  STRATA_ASSIGN_OR_RETURN(Response response, Execute(request));
+  return PutResult{s3::UnquoteEtag(HeaderValue(response.headers, "etag"))};
 }
 
 Result<std::string> S3Store::CreateMultipartUpload(std::string_view key,
@@ -616,10 +593,8 @@ Result<PartInfo> S3Store::UploadPart(std::string_view key, std::string_view uplo
       .query = {{"partNumber", std::to_string(part_number)}, {"uploadId", std::string(upload_id)}},
       .body = body,
       .has_body = true};
-  Result<Response> response = Execute(request);
-  if (!response.ok()) return response.status();
-  return PartInfo{part_number, s3::UnquoteEtag(HeaderValue(response->headers, "etag")),
-                  body.size()};
+  STRATA_ASSIGN_OR_RETURN(Response response, Execute(request));
+  return PartInfo{part_number, s3::UnquoteEtag(HeaderValue(response.headers, "etag")), body.size()};
 }
 
 Result<PutResult> S3Store::CompleteMultipartUpload(std::string_view key, std::string_view upload_id,
@@ -634,9 +609,9 @@ Result<PutResult> S3Store::CompleteMultipartUpload(std::string_view key, std::st
   std::string etag;
   Result<Response> response = Execute(request, [&](Response& r) -> Status {
     // HTTP 200 with an <Error> body (InternalError: retried) is possible here.
-    Result<std::string> parsed = s3::ParseEtagResult(r.body, "CompleteMultipartUploadResult");
-    if (!parsed.ok()) return parsed.status();
-    etag = std::move(parsed).value();
+    STRATA_ASSIGN_OR_RETURN(std::string parsed,
+                            s3::ParseEtagResult(r.body, "CompleteMultipartUploadResult"));
+    etag = std::move(parsed);
     return Status::Ok();
   });
   if (!response.ok()) return response.status();
@@ -646,9 +621,8 @@ Result<PutResult> S3Store::CompleteMultipartUpload(std::string_view key, std::st
       !header.empty()) {
     return PutResult{std::move(header)};
   }
-  Result<ObjectInfo> head = Head(key);
-  if (!head.ok()) return head.status();
-  return PutResult{std::move(head->etag)};
+  STRATA_ASSIGN_OR_RETURN(ObjectInfo head, Head(key));
+  return PutResult{std::move(head.etag)};
 }
 
 Status S3Store::AbortMultipartUpload(std::string_view key, std::string_view upload_id) {
@@ -664,15 +638,15 @@ Result<std::vector<PartInfo>> S3Store::ListParts(std::string_view key, std::stri
     Request request{
         .method = "GET", .key = std::string(key), .query = {{"uploadId", std::string(upload_id)}}};
     if (!marker.empty()) request.query.emplace_back("part-number-marker", marker);
-    Result<s3::ListPartsPage> page = ExecuteParsed<s3::ListPartsPage>(
-        request, [](Response& r) { return s3::ParseListParts(r.body); });
-    if (!page.ok()) return page.status();
-    parts.insert(parts.end(), page->parts.begin(), page->parts.end());
-    if (!page->truncated) return parts;
-    if (page->next_part_number_marker.empty() || page->next_part_number_marker == marker) {
+    STRATA_ASSIGN_OR_RETURN(s3::ListPartsPage page,
+                            ExecuteParsed<s3::ListPartsPage>(
+                                request, [](Response& r) { return s3::ParseListParts(r.body); }));
+    parts.insert(parts.end(), page.parts.begin(), page.parts.end());
+    if (!page.truncated) return parts;
+    if (page.next_part_number_marker.empty() || page.next_part_number_marker == marker) {
       return Status::Internal("ListParts pagination did not advance");
     }
-    marker = page->next_part_number_marker;
+    marker = page.next_part_number_marker;
   }
 }
 
@@ -687,16 +661,17 @@ Result<std::vector<MultipartUpload>> S3Store::ListMultipartUploads(std::string_v
     if (!prefix.empty()) request.query.emplace_back("prefix", std::string(prefix));
     if (!key_marker.empty()) request.query.emplace_back("key-marker", key_marker);
     if (!upload_id_marker.empty()) request.query.emplace_back("upload-id-marker", upload_id_marker);
-    Result<s3::ListUploadsPage> page = ExecuteParsed<s3::ListUploadsPage>(
-        request, [](Response& r) { return s3::ParseListMultipartUploads(r.body); });
-    if (!page.ok()) return page.status();
-    uploads.insert(uploads.end(), page->uploads.begin(), page->uploads.end());
-    if (!page->truncated) return uploads;
-    if (page->next_key_marker == key_marker && page->next_upload_id_marker == upload_id_marker) {
+    STRATA_ASSIGN_OR_RETURN(s3::ListUploadsPage page,
+                            ExecuteParsed<s3::ListUploadsPage>(request, [](Response& r) {
+                              return s3::ParseListMultipartUploads(r.body);
+                            }));
+    uploads.insert(uploads.end(), page.uploads.begin(), page.uploads.end());
+    if (!page.truncated) return uploads;
+    if (page.next_key_marker == key_marker && page.next_upload_id_marker == upload_id_marker) {
       return Status::Internal("ListMultipartUploads pagination did not advance");
     }
-    key_marker = page->next_key_marker;
-    upload_id_marker = page->next_upload_id_marker;
+    key_marker = page.next_key_marker;
+    upload_id_marker = page.next_upload_id_marker;
   }
 }
 
@@ -734,10 +709,10 @@ Result<PutResult> S3Store::Copy(std::string_view source_key, std::string_view de
   } else {
     request.headers.emplace_back("x-amz-metadata-directive", "COPY");
   }
-  Result<std::string> etag = ExecuteParsed<std::string>(
-      request, [](Response& r) { return s3::ParseEtagResult(r.body, "CopyObjectResult"); });
-  if (!etag.ok()) return etag.status();
-  return PutResult{std::move(etag).value()};
+  STRATA_ASSIGN_OR_RETURN(std::string etag, ExecuteParsed<std::string>(request, [](Response& r) {
+                            return s3::ParseEtagResult(r.body, "CopyObjectResult");
+                          }));
+  return PutResult{std::move(etag)};
 }
 
 Status S3Store::Delete(std::string_view key) {
@@ -760,10 +735,11 @@ Result<std::vector<DeleteFailure>> S3Store::DeleteBatch(const std::vector<std::s
         .headers = {{"content-type", "application/xml"}, {"content-md5", Md5Base64(body)}},
         .body = body,
         .has_body = true};
-    Result<std::vector<DeleteFailure>> page = ExecuteParsed<std::vector<DeleteFailure>>(
-        request, [](Response& r) { return s3::ParseDeleteResult(r.body); });
-    if (!page.ok()) return page.status();
-    failures.insert(failures.end(), page->begin(), page->end());
+    STRATA_ASSIGN_OR_RETURN(std::vector<DeleteFailure> page,
+                            ExecuteParsed<std::vector<DeleteFailure>>(request, [](Response& r) {
+                              return s3::ParseDeleteResult(r.body);
+                            }));
+    failures.insert(failures.end(), page.begin(), page.end());
   }
   return failures;
 }

@@ -90,21 +90,6 @@ std::string SignedHeaderList(const std::map<std::string, std::string>& headers) 
   return out;
 }
 
-std::string CanonicalQuery(const std::vector<std::pair<std::string, std::string>>& query) {
-  std::vector<std::pair<std::string, std::string>> encoded;
-  encoded.reserve(query.size());
-  for (const auto& [name, value] : query) {
-    encoded.emplace_back(UriEncode(name, true), UriEncode(value, true));
-  }
-  std::sort(encoded.begin(), encoded.end());
-  std::string out;
-  for (const auto& [name, value] : encoded) {
-    if (!out.empty()) out.push_back('&');
-    out.append(name).append("=").append(value);
-  }
-  return out;
-}
-
 std::string CanonicalRequestFromMap(const SigningRequest& req,
                                     const std::map<std::string, std::string>& headers) {
   std::string out;
@@ -139,6 +124,21 @@ std::string SigningKey(std::string_view secret_access_key, std::string_view amz_
 }
 
 }  // namespace
+
+std::string CanonicalQuery(const std::vector<std::pair<std::string, std::string>>& query) {
+  std::vector<std::pair<std::string, std::string>> encoded;
+  encoded.reserve(query.size());
+  for (const auto& [name, value] : query) {
+    encoded.emplace_back(UriEncode(name, true), UriEncode(value, true));
+  }
+  std::sort(encoded.begin(), encoded.end());
+  std::string out;
+  for (const auto& [name, value] : encoded) {
+    if (!out.empty()) out.push_back('&');
+    out.append(name).append("=").append(value);
+  }
+  return out;
+}
 
 std::string UriEncode(std::string_view in, bool encode_slash) {
   std::string out;

@@ -67,6 +67,10 @@ struct SigningRequest {
   std::string payload_hash;  // hex SHA-256 of the body, or kUnsignedPayload
 };
 
+// The query string as it is signed (and as it must be sent): every name and value encoded with
+// UriEncode(..., true), pairs sorted by encoded name, then value, joined as "a=1&b=&c=3".
+std::string CanonicalQuery(const std::vector<std::pair<std::string, std::string>>& query);
+
 // The canonical request text: method, URI, canonical query, canonical headers (names
 // lower-cased, values trimmed with inner runs of spaces collapsed, sorted by name), signed
 // header list and payload hash, separated by '\n'. Query pairs are encoded with

@@ -4,10 +4,12 @@
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 namespace strata {
 
@@ -46,8 +48,46 @@ Status MakePrivateDir(const std::string& dir) {
   return Status::Ok();
 }
 
-Result<int> LockDirectory(const std::string& dir, const std::string& user, Clock& clock,
-                          Clock::Duration wait) {
+Result<size_t> ReadFull(int fd, uint64_t offset, std::span<char> out, const std::string& path) {
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n =
+        ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "read " + path);
+    }
+    if (n == 0) break;  // end of file
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
+Status WriteFull(int fd, uint64_t offset, std::span<const char> data, const std::string& path) {
+  while (!data.empty()) {
+    const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "write " + path);
+    }
+    if (n == 0) return Status::Io("write " + path + ": no progress");
+    data = data.subspan(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+uint64_t FreeSpaceOrUnlimited(const std::string& dir, std::string_view who) {
+  struct statvfs vfs;
+  if (::statvfs(dir.c_str(), &vfs) != 0) {
+    spdlog::warn("{}: statvfs {}: {}", who, dir, std::strerror(errno));
+    return std::numeric_limits<uint64_t>::max();
+  }
+  return static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+}
+
+Result<DirLock> DirLock::Acquire(const std::string& dir, const std::string& user, Clock& clock,
+                                 Clock::Duration wait) {
   const std::string lock_path = dir + "/LOCK";
   const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus(errno, "open " + lock_path);
@@ -62,7 +102,19 @@ Result<int> LockDirectory(const std::string& dir, const std::string& user, Clock
     if (err == EWOULDBLOCK) return Status::Io(dir + " is already in use by another " + user);
     return ErrnoStatus(err, "flock " + lock_path);
   }
-  return fd;
+  return DirLock(fd);
+}
+
+DirLock& DirLock::operator=(DirLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+DirLock::~DirLock() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 Status Fd::Close(const std::string& path) {

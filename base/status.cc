@@ -26,6 +26,16 @@ std::string_view ErrorKindName(ErrorKind kind) {
       return "not supported";
     case ErrorKind::kInternal:
       return "internal";
+    case ErrorKind::kAlreadyExists:
+      return "already exists";
+    case ErrorKind::kNotEmpty:
+      return "not empty";
+    case ErrorKind::kIsDirectory:
+      return "is a directory";
+    case ErrorKind::kNotDirectory:
+      return "not a directory";
+    case ErrorKind::kNameTooLong:
+      return "name too long";
   }
   return "unknown";
 }

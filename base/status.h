@@ -15,6 +15,8 @@
 
 namespace strata {
 
+// The numeric values are stored (the upload queue database keeps the kind of an entry's last
+// error): append new kinds at the end, never reorder.
 enum class ErrorKind {
   kOk,
   kNotFound,            // no such key, bucket or upload
@@ -27,6 +29,12 @@ enum class ErrorKind {
   kCorrupt,             // data failed a checksum or a file is malformed
   kNotSupported,        // the operation is not available on this store
   kInternal,            // anything else; a bug or an unexpected answer
+  // Filesystem outcomes, for the errno a file operation must answer with.
+  kAlreadyExists,  // the name is taken (EEXIST)
+  kNotEmpty,       // a directory still has entries (ENOTEMPTY)
+  kIsDirectory,    // a file operation on a directory (EISDIR)
+  kNotDirectory,   // a directory operation on a file, or a file in the middle of a path (ENOTDIR)
+  kNameTooLong,    // a name or the key built from a path is over a limit (ENAMETOOLONG)
 };
 
 // Stable lower-case name of a kind, for logs and tests ("not found", "transient", ...).
@@ -58,6 +66,15 @@ class [[nodiscard]] Status {
     return Error(ErrorKind::kNotSupported, std::move(m));
   }
   static Status Internal(std::string m) { return Error(ErrorKind::kInternal, std::move(m)); }
+  static Status AlreadyExists(std::string m) {
+    return Error(ErrorKind::kAlreadyExists, std::move(m));
+  }
+  static Status NotEmpty(std::string m) { return Error(ErrorKind::kNotEmpty, std::move(m)); }
+  static Status IsDirectory(std::string m) { return Error(ErrorKind::kIsDirectory, std::move(m)); }
+  static Status NotDirectory(std::string m) {
+    return Error(ErrorKind::kNotDirectory, std::move(m));
+  }
+  static Status NameTooLong(std::string m) { return Error(ErrorKind::kNameTooLong, std::move(m)); }
 
   // Attaches what the server said. `code` is the S3 error code ("NoSuchKey",
   // "SignatureDoesNotMatch") or a transport code ("ConnectFailed", "Timeout").
@@ -134,3 +151,20 @@ inline void IgnoreError(const Status& /*status*/, std::string_view /*why*/) {}
     ::strata::Status strata_status_ = (expr);        \
     if (!strata_status_.ok()) return strata_status_; \
   } while (0)
+
+#define STRATA_STATUS_CONCAT_INNER_(a, b) a##b
+#define STRATA_STATUS_CONCAT_(a, b) STRATA_STATUS_CONCAT_INNER_(a, b)
+
+// Evaluates `rexpr`, a Result<T>; on error returns its Status from the enclosing function (which
+// returns Status or some Result<U>), else moves the value into `lhs`, which may declare a
+// variable:
+//   STRATA_ASSIGN_OR_RETURN(auto page, store.List(options));
+//   STRATA_ASSIGN_OR_RETURN(info, store.Head(key));  // assigns an existing variable
+// Expands to several statements: not usable as the body of an unbraced if/else. A `lhs` with a
+// comma in it (std::pair<int, int> p) needs parentheses around the type or an alias.
+#define STRATA_ASSIGN_OR_RETURN(lhs, rexpr) \
+  STRATA_ASSIGN_OR_RETURN_IMPL_(STRATA_STATUS_CONCAT_(strata_result_, __COUNTER__), lhs, rexpr)
+#define STRATA_ASSIGN_OR_RETURN_IMPL_(result, lhs, rexpr) \
+  auto result = (rexpr);                                  \
+  if (!result.ok()) return result.status();               \
+  lhs = std::move(result).value()

@@ -272,16 +272,16 @@ Result<ChunkData> ChunkFetcher::FetchFromStore(const ObjectVersion& object, uint
   buffer.resize(length);  // the one allocation per chunk; GetInto writes into it directly
   GetOptions options{.range = ByteRange{offset, length}, .if_match = object.etag};
   stats_.s3_gets.fetch_add(1, std::memory_order_relaxed);
-  Result<GetIntoResult> got = store_.GetInto(object.key, options, std::span<char>(buffer));
-  if (!got.ok()) return got.status();
-  stats_.s3_bytes.fetch_add(got->bytes, std::memory_order_relaxed);
-  if (got->bytes != length) {
+  STRATA_ASSIGN_OR_RETURN(GetIntoResult got,
+                          store_.GetInto(object.key, options, std::span<char>(buffer)));
+  stats_.s3_bytes.fetch_add(got.bytes, std::memory_order_relaxed);
+  if (got.bytes != length) {
     return Status::Transient("short body for chunk " + std::to_string(index) + " of '" +
-                             object.key + "': " + std::to_string(got->bytes) + " of " +
+                             object.key + "': " + std::to_string(got.bytes) + " of " +
                              std::to_string(length) + " bytes");
   }
-  if (got->info.size != object.size) {
-    return Status::PreconditionFailed("'" + object.key + "' is " + std::to_string(got->info.size) +
+  if (got.info.size != object.size) {
+    return Status::PreconditionFailed("'" + object.key + "' is " + std::to_string(got.info.size) +
                                       " bytes, the version read expects " +
                                       std::to_string(object.size));
   }

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <utility>
 
 #include "base/posix_file.h"
@@ -65,16 +66,8 @@ std::string EncodeHeader(const ChunkKey& key, uint64_t data_length, uint64_t dat
 
 // Reads exactly `length` bytes at `offset` into `out`; a shorter file is corrupt.
 Status PreadAll(int fd, uint64_t offset, uint64_t length, const std::string& path, char* out) {
-  uint64_t done = 0;
-  while (done < length) {
-    const ssize_t n = ::pread(fd, out + done, length - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "read " + path);
-    }
-    if (n == 0) return Status::Corrupt(path + " is truncated");
-    done += static_cast<uint64_t>(n);
-  }
+  STRATA_ASSIGN_OR_RETURN(const size_t n, ReadFull(fd, offset, std::span<char>(out, length), path));
+  if (n < length) return Status::Corrupt(path + " is truncated");
   return Status::Ok();
 }
 
@@ -207,9 +200,8 @@ Result<uint64_t> ChunkFile::Write(const std::string& path, const ChunkKey& key,
   const uint64_t checksum = Checksum(data);
   const std::string header = EncodeHeader(key, data.size(), checksum);
   const std::string temp = path + std::string(kTempSuffix);
-  Result<int> created = CreateTemp(temp);
-  if (!created.ok()) return created.status();
-  Fd fd(*created);
+  STRATA_ASSIGN_OR_RETURN(int created, CreateTemp(temp));
+  Fd fd(created);
   Status st = WriteAllV(fd.get(), header, data, temp);
   if (st.ok() && ::fsync(fd.get()) != 0) st = ErrnoStatus(errno, "fsync " + temp);
   if (st.ok()) st = fd.Close(temp);
@@ -228,16 +220,15 @@ Result<uint64_t> ChunkFile::Write(const std::string& path, const ChunkKey& key,
 Result<ChunkFile::Contents> ChunkFile::Read(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return ErrnoStatus(errno, "open " + path);
-  Result<Header> header = ReadHeader(fd.get(), path);
-  if (!header.ok()) return header.status();
-  std::string data(header->data_length, '\0');
+  STRATA_ASSIGN_OR_RETURN(Header header, ReadHeader(fd.get(), path));
+  std::string data(header.data_length, '\0');
   STRATA_RETURN_IF_ERROR(
-      PreadAll(fd.get(), header->header_size, header->data_length, path, data.data()));
-  if (Checksum(data) != header->data_checksum) {
+      PreadAll(fd.get(), header.header_size, header.data_length, path, data.data()));
+  if (Checksum(data) != header.data_checksum) {
     return Status::Corrupt(path + ": data checksum mismatch");
   }
   Contents contents;
-  contents.header = std::move(header).value();
+  contents.header = std::move(header);
   contents.data = std::make_shared<const std::string>(std::move(data));
   return contents;
 }

@@ -31,73 +31,32 @@ using namespace sqlite;  // the helpers of cache/sqlite_util.h
 }  // namespace
 
 Result<std::unique_ptr<ChunkIndex>> ChunkIndex::Open(const std::string& path) {
-  sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(
-      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    Status st = Status::Corrupt("cannot open " + path + ": " + sqlite3_errstr(rc));
-    sqlite3_close_v2(db);
-    return st;
-  }
-  // From here on *index owns db and closes it on every return.
-  std::unique_ptr<ChunkIndex> index(new ChunkIndex(db));
+  // NORMAL: losing the newest rows to a power loss is harmless (see the top of chunk_index.h).
+  STRATA_ASSIGN_OR_RETURN(Database db, Database::Open(path, {.synchronous = Synchronous::kNormal,
+                                                             .schema = kSchema,
+                                                             .application_id = kApplicationId,
+                                                             .version = kSchemaVersion,
+                                                             .what = "chunk index",
+                                                             .rebuildable = true}));
+  std::unique_ptr<ChunkIndex> index(new ChunkIndex(std::move(db)));
   std::lock_guard lock(index->mu_);
-  sqlite3_extended_result_codes(db, 1);
-  sqlite3_busy_timeout(db, 5000);
-  Result<std::string> mode = QueryText(db, "PRAGMA journal_mode = WAL");
-  if (!mode.ok()) {
-    const Status& st = mode.status();
-    if (st.kind() == ErrorKind::kCorrupt) return st;
-    return Status::Corrupt(path + ": " + st.message());
-  }
-  if (*mode != "wal") return Status::Io(path + ": cannot enable WAL (journal_mode " + *mode + ")");
-  Status st = Exec(db, "PRAGMA synchronous = NORMAL");
-  if (st.ok()) st = CreateOrCheckSchema(db, kSchema, kApplicationId, kSchemaVersion, "chunk index");
-  if (st.ok()) st = index->Prepare();
-  if (!st.ok()) {
-    if (st.kind() == ErrorKind::kNoSpace || st.kind() == ErrorKind::kIo) return st;
-    return Status::Corrupt(path + ": " + st.message());
-  }
+  STRATA_RETURN_IF_ERROR(index->Prepare());
   return index;
 }
 
-ChunkIndex::ChunkIndex(sqlite3* db) : db_(db) {}
+ChunkIndex::ChunkIndex(Database db) : db_(std::move(db)) {}
 
-ChunkIndex::~ChunkIndex() {
-  std::lock_guard lock(mu_);
-  for (sqlite3_stmt* stmt : {insert_, remove_, touch_}) sqlite3_finalize(stmt);
-  sqlite3_close_v2(db_);
-}
+ChunkIndex::~ChunkIndex() = default;
 
 Status ChunkIndex::Prepare() {
-  struct {
-    sqlite3_stmt** stmt;
-    const char* sql;
-  } const statements[] = {
-      {&insert_,
-       "INSERT OR REPLACE INTO chunks (id, bucket, object_key, etag, chunk_size, idx, size,"
-       " checksum, last_access) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
-      {&remove_, "DELETE FROM chunks WHERE id = ?1"},
-      {&touch_, "UPDATE chunks SET last_access = max(last_access, ?2) WHERE id = ?1"},
-  };
-  for (const auto& s : statements) {
-    const int rc = sqlite3_prepare_v3(db_, s.sql, -1, SQLITE_PREPARE_PERSISTENT, s.stmt, nullptr);
-    if (rc != SQLITE_OK)
-      return Status::Corrupt(std::string("schema mismatch: ") + sqlite3_errmsg(db_));
-  }
-  return Status::Ok();
-}
-
-template <typename Body>
-Status ChunkIndex::InTransaction(const Body& body) {
-  STRATA_RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE"));
-  Status st = body();
-  if (st.ok()) st = Exec(db_, "COMMIT");
-  if (!st.ok()) {
-    IgnoreError(Exec(db_, "ROLLBACK"), "the transaction already failed; nothing was committed");
-    return st;
-  }
-  ++write_transactions_;
+  STRATA_ASSIGN_OR_RETURN(
+      insert_, db_.PrepareCached(
+                   "INSERT OR REPLACE INTO chunks (id, bucket, object_key, etag, chunk_size, idx,"
+                   " size, checksum, last_access) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+  STRATA_ASSIGN_OR_RETURN(remove_, db_.PrepareCached("DELETE FROM chunks WHERE id = ?1"));
+  STRATA_ASSIGN_OR_RETURN(
+      touch_,
+      db_.PrepareCached("UPDATE chunks SET last_access = max(last_access, ?2) WHERE id = ?1"));
   return Status::Ok();
 }
 
@@ -106,10 +65,9 @@ Result<std::vector<ChunkIndex::Row>> ChunkIndex::LoadAll() {
   static constexpr const char* kSql =
       "SELECT id, bucket, object_key, etag, chunk_size, idx, size, checksum, last_access"
       " FROM chunks ORDER BY last_access, id";
-  sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db_, kSql, -1, &stmt, nullptr);
-  if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "load index");
+  STRATA_ASSIGN_OR_RETURN(Statement stmt, db_.Prepare(kSql, "load index"));
   std::vector<Row> rows;
+  int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     Row row;
     row.id = ColumnText(stmt, 0);
@@ -123,16 +81,14 @@ Result<std::vector<ChunkIndex::Row>> ChunkIndex::LoadAll() {
     row.last_access = sqlite3_column_int64(stmt, 8);
     rows.push_back(std::move(row));
   }
-  Status st = rc == SQLITE_DONE ? Status::Ok() : SqliteStatus(db_, rc, "load index");
-  sqlite3_finalize(stmt);
-  if (!st.ok()) return st;
+  if (rc != SQLITE_DONE) return SqliteStatus(db_.get(), rc, "load index");
   return rows;
 }
 
 Status ChunkIndex::Insert(const std::vector<Row>& rows) {
   if (rows.empty()) return Status::Ok();
   std::lock_guard lock(mu_);
-  return InTransaction([&]() -> Status {
+  return db_.InTransaction([&]() -> Status {
     for (const Row& row : rows) {
       sqlite3_bind_text(insert_, 1, row.id.data(), static_cast<int>(row.id.size()), SQLITE_STATIC);
       BindBlob(insert_, 2, row.key.bucket);
@@ -143,7 +99,7 @@ Status ChunkIndex::Insert(const std::vector<Row>& rows) {
       sqlite3_bind_int64(insert_, 7, static_cast<int64_t>(row.size));
       sqlite3_bind_int64(insert_, 8, static_cast<int64_t>(row.checksum));
       sqlite3_bind_int64(insert_, 9, row.last_access);
-      STRATA_RETURN_IF_ERROR(StepDone(db_, insert_, "insert chunk row"));
+      STRATA_RETURN_IF_ERROR(StepDone(db_.get(), insert_, "insert chunk row"));
     }
     return Status::Ok();
   });
@@ -152,10 +108,10 @@ Status ChunkIndex::Insert(const std::vector<Row>& rows) {
 Status ChunkIndex::Remove(const std::vector<std::string>& ids) {
   if (ids.empty()) return Status::Ok();
   std::lock_guard lock(mu_);
-  return InTransaction([&]() -> Status {
+  return db_.InTransaction([&]() -> Status {
     for (const std::string& id : ids) {
       sqlite3_bind_text(remove_, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
-      STRATA_RETURN_IF_ERROR(StepDone(db_, remove_, "remove chunk row"));
+      STRATA_RETURN_IF_ERROR(StepDone(db_.get(), remove_, "remove chunk row"));
     }
     return Status::Ok();
   });
@@ -164,11 +120,11 @@ Status ChunkIndex::Remove(const std::vector<std::string>& ids) {
 Status ChunkIndex::UpdateAccess(const std::vector<std::pair<std::string, int64_t>>& ticks) {
   if (ticks.empty()) return Status::Ok();
   std::lock_guard lock(mu_);
-  return InTransaction([&]() -> Status {
+  return db_.InTransaction([&]() -> Status {
     for (const auto& [id, tick] : ticks) {
       sqlite3_bind_text(touch_, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
       sqlite3_bind_int64(touch_, 2, tick);
-      STRATA_RETURN_IF_ERROR(StepDone(db_, touch_, "update access time"));
+      STRATA_RETURN_IF_ERROR(StepDone(db_.get(), touch_, "update access time"));
     }
     return Status::Ok();
   });
@@ -176,7 +132,7 @@ Status ChunkIndex::UpdateAccess(const std::vector<std::pair<std::string, int64_t
 
 uint64_t ChunkIndex::write_transactions() {
   std::lock_guard lock(mu_);
-  return write_transactions_;
+  return db_.commits();
 }
 
 }  // namespace strata

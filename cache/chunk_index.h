@@ -21,9 +21,7 @@
 #include "base/status.h"
 #include "base/thread_annotations.h"
 #include "cache/chunk_key.h"
-
-struct sqlite3;
-struct sqlite3_stmt;
+#include "cache/sqlite_util.h"
 
 namespace strata {
 
@@ -63,19 +61,15 @@ class ChunkIndex {
   uint64_t write_transactions();
 
  private:
-  explicit ChunkIndex(sqlite3* db);
+  explicit ChunkIndex(sqlite::Database db);
 
-  // Runs `body` between BEGIN IMMEDIATE and COMMIT, rolling back when it fails.
-  template <typename Body>
-  Status InTransaction(const Body& body) REQUIRES(mu_);
   Status Prepare() REQUIRES(mu_);
 
   std::mutex mu_;
-  sqlite3* const db_ PT_GUARDED_BY(mu_);
-  sqlite3_stmt* insert_ GUARDED_BY(mu_) = nullptr;
-  sqlite3_stmt* remove_ GUARDED_BY(mu_) = nullptr;
-  sqlite3_stmt* touch_ GUARDED_BY(mu_) = nullptr;
-  uint64_t write_transactions_ GUARDED_BY(mu_) = 0;
+  sqlite::Database db_ GUARDED_BY(mu_);  // declared first: closed after the statements
+  sqlite::Statement insert_ GUARDED_BY(mu_);
+  sqlite::Statement remove_ GUARDED_BY(mu_);
+  sqlite::Statement touch_ GUARDED_BY(mu_);
 };
 
 }  // namespace strata

@@ -3,9 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -70,9 +68,9 @@ Result<std::unique_ptr<DiskTier>> DiskTier::Open(DiskTierOptions options, CacheS
   STRATA_RETURN_IF_ERROR(MakePrivateDir(options.root));
   SystemClock system_clock;
   Clock& clock = options.clock != nullptr ? *options.clock : system_clock;
-  Result<int> lock_fd = LockDirectory(options.root, "disk cache", clock, options.lock_wait);
-  if (!lock_fd.ok()) return lock_fd.status();
-  std::unique_ptr<DiskTier> tier(new DiskTier(std::move(options), stats, *lock_fd));
+  STRATA_ASSIGN_OR_RETURN(DirLock lock,
+                          DirLock::Acquire(options.root, "disk cache", clock, options.lock_wait));
+  std::unique_ptr<DiskTier> tier(new DiskTier(std::move(options), stats, std::move(lock)));
   if (::mkdir(tier->chunks_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
     return ErrnoStatus(errno, "mkdir " + tier->chunks_dir_);
   }
@@ -84,12 +82,12 @@ Result<std::unique_ptr<DiskTier>> DiskTier::Open(DiskTierOptions options, CacheS
   return tier;
 }
 
-DiskTier::DiskTier(DiskTierOptions options, CacheStats& stats, int lock_fd)
+DiskTier::DiskTier(DiskTierOptions options, CacheStats& stats, DirLock dir_lock)
     : options_(std::move(options)),
       stats_(stats),
       owned_clock_(options_.clock == nullptr ? std::make_unique<SystemClock>() : nullptr),
       clock_(options_.clock != nullptr ? options_.clock : owned_clock_.get()),
-      lock_fd_(lock_fd),
+      dir_lock_(std::move(dir_lock)),
       index_path_(options_.root + "/index.db"),
       chunks_dir_(options_.root + "/chunks") {
   std::lock_guard lock(mu_);
@@ -104,7 +102,6 @@ DiskTier::~DiskTier() {
     if (!st.ok()) spdlog::warn("disk cache {}: {}", options_.root, st.ToString());
     index_.reset();
   }
-  ::close(lock_fd_);
 }
 
 std::string DiskTier::ChunkPath(const std::string& id) const {
@@ -118,13 +115,7 @@ uint64_t DiskTier::ObjectHash(const std::string& bucket, const std::string& obje
 
 uint64_t DiskTier::FreeSpace() {
   if (options_.free_space_probe) return options_.free_space_probe();
-  struct statvfs vfs;
-  if (::statvfs(options_.root.c_str(), &vfs) != 0) {
-    // Not knowing is no reason to stop caching: a write on a full disk fails on its own.
-    spdlog::warn("disk cache: statvfs {}: {}", options_.root, std::strerror(errno));
-    return std::numeric_limits<uint64_t>::max();
-  }
-  return static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  return FreeSpaceOrUnlimited(options_.root, "disk cache");
 }
 
 Status DiskTier::OpenIndex() {
@@ -157,12 +148,11 @@ Status DiskTier::OpenIndex() {
 }
 
 Status DiskTier::Recover() {
-  Result<std::vector<ChunkIndex::Row>> loaded = index_->LoadAll();
-  if (!loaded.ok()) return loaded.status();
+  STRATA_ASSIGN_OR_RETURN(std::vector<ChunkIndex::Row> loaded, index_->LoadAll());
   RecoveryReport report;
   std::unordered_map<std::string, ChunkIndex::Row> unmatched;  // rows not yet matched to a file
   std::vector<std::string> drop;                               // rows to delete
-  for (ChunkIndex::Row& row : *loaded) {
+  for (ChunkIndex::Row& row : loaded) {
     if (!IsChunkId(row.id) || row.key.Id() != row.id) {
       drop.push_back(row.id);
       ++report.rows_dropped;

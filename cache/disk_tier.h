@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/posix_file.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
 #include "cache/cache_stats.h"
@@ -119,7 +120,7 @@ class DiskTier final : public ChunkTier {
     int64_t last_access = 0;
     std::list<const std::string*>::iterator lru;  // points at the entries_ key
   };
-  DiskTier(DiskTierOptions options, CacheStats& stats, int lock_fd);
+  DiskTier(DiskTierOptions options, CacheStats& stats, DirLock lock);
 
   std::string ChunkPath(const std::string& id) const;
   static uint64_t ObjectHash(const std::string& bucket, const std::string& object_key);
@@ -157,7 +158,7 @@ class DiskTier final : public ChunkTier {
   CacheStats& stats_;
   const std::unique_ptr<Clock> owned_clock_;  // when options_.clock is nullptr
   Clock* const clock_;
-  const int lock_fd_;
+  const DirLock dir_lock_;  // held for the lifetime of this object
   const std::string index_path_;
   const std::string chunks_dir_;
 

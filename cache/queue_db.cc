@@ -86,7 +86,7 @@ Result<Metadata> DecodeMetadata(std::string_view in) {
 
 ErrorKind KindFromInt(int64_t value) {
   if (value < static_cast<int64_t>(ErrorKind::kOk) ||
-      value > static_cast<int64_t>(ErrorKind::kInternal)) {
+      value > static_cast<int64_t>(ErrorKind::kNameTooLong)) {
     return ErrorKind::kInternal;
   }
   return static_cast<ErrorKind>(value);
@@ -95,100 +95,67 @@ ErrorKind KindFromInt(int64_t value) {
 }  // namespace
 
 Result<std::unique_ptr<QueueDb>> QueueDb::Open(const std::string& path) {
-  sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(
-      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    Status st = Status::Io("cannot open " + path + ": " + sqlite3_errstr(rc));
-    sqlite3_close_v2(db);
-    return st;
-  }
-  // From here on *queue_db owns db and closes it on every return.
-  std::unique_ptr<QueueDb> queue_db(new QueueDb(db));
-  std::lock_guard lock(queue_db->mu_);
-  sqlite3_extended_result_codes(db, 1);
-  sqlite3_busy_timeout(db, 5000);
-  Result<std::string> mode = QueryText(db, "PRAGMA journal_mode = WAL");
-  if (!mode.ok()) return Status::Error(mode.status().kind(), path + ": " + mode.status().message());
-  if (*mode != "wal") return Status::Io(path + ": cannot enable WAL (journal_mode " + *mode + ")");
   // FULL: the WAL is fsynced at every commit. An enqueue is acknowledged at its commit.
-  Status st = Exec(db, "PRAGMA synchronous = FULL");
-  if (st.ok())
-    st = CreateOrCheckSchema(db, kSchema, kApplicationId, kSchemaVersion, "upload queue");
-  if (st.ok()) st = queue_db->Prepare();
-  if (!st.ok()) return Status::Error(st.kind(), path + ": " + st.message());
+  STRATA_ASSIGN_OR_RETURN(Database db, Database::Open(path, {.synchronous = Synchronous::kFull,
+                                                             .schema = kSchema,
+                                                             .application_id = kApplicationId,
+                                                             .version = kSchemaVersion,
+                                                             .what = "upload queue",
+                                                             .rebuildable = false}));
+  std::unique_ptr<QueueDb> queue_db(new QueueDb(std::move(db)));
+  std::lock_guard lock(queue_db->mu_);
+  STRATA_RETURN_IF_ERROR(queue_db->Prepare());
   return queue_db;
 }
 
-QueueDb::QueueDb(sqlite3* db) : db_(db) {}
+QueueDb::QueueDb(Database db) : db_(std::move(db)) {}
 
-QueueDb::~QueueDb() {
-  std::lock_guard lock(mu_);
-  for (sqlite3_stmt* stmt : {insert_, remove_entry_, remove_parts_, set_outcome_, requeue_,
-                             set_upload_, add_part_, set_next_seq_}) {
-    sqlite3_finalize(stmt);
-  }
-  sqlite3_close_v2(db_);
-}
+QueueDb::~QueueDb() = default;
 
 Status QueueDb::Prepare() {
-  struct {
-    sqlite3_stmt** stmt;
-    const char* sql;
-  } const statements[] = {
-      {&insert_,
-       "INSERT INTO entries (seq, op, key, source, data_file, size, content_type, metadata,"
-       " if_match, if_none_match, enqueued_ms, state, attempts, error_kind, last_error,"
-       " upload_id, part_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-       " ?14, ?15, ?16, ?17)"},
-      {&remove_entry_, "DELETE FROM entries WHERE seq = ?1"},
-      {&remove_parts_, "DELETE FROM parts WHERE seq = ?1"},
-      {&set_outcome_,
-       "UPDATE entries SET state = ?2, attempts = ?3, error_kind = ?4, last_error = ?5"
-       " WHERE seq = ?1"},
-      {&requeue_, "UPDATE entries SET state = 0, attempts = 0 WHERE seq = ?1"},
-      {&set_upload_, "UPDATE entries SET upload_id = ?2, part_size = ?3 WHERE seq = ?1"},
-      {&add_part_,
-       "INSERT OR REPLACE INTO parts (seq, number, etag, size) VALUES (?1, ?2, ?3, ?4)"},
-      {&set_next_seq_, "INSERT OR REPLACE INTO counters (name, value) VALUES ('next_seq', ?1)"},
-  };
-  for (const auto& s : statements) {
-    const int rc = sqlite3_prepare_v3(db_, s.sql, -1, SQLITE_PREPARE_PERSISTENT, s.stmt, nullptr);
-    if (rc != SQLITE_OK) {
-      return Status::Corrupt(std::string("schema mismatch: ") + sqlite3_errmsg(db_));
-    }
-  }
-  return Status::Ok();
-}
-
-template <typename Body>
-Status QueueDb::InTransaction(const Body& body) {
-  STRATA_RETURN_IF_ERROR(Exec(db_, "BEGIN IMMEDIATE"));
-  Status st = body();
-  if (st.ok()) st = Exec(db_, "COMMIT");
-  if (!st.ok()) {
-    IgnoreError(Exec(db_, "ROLLBACK"), "the transaction already failed; nothing was committed");
-    return st;
-  }
-  ++commits_;
+  STRATA_ASSIGN_OR_RETURN(
+      insert_,
+      db_.PrepareCached(
+          "INSERT INTO entries (seq, op, key, source, data_file, size, content_type, metadata,"
+          " if_match, if_none_match, enqueued_ms, state, attempts, error_kind, last_error,"
+          " upload_id, part_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+          " ?14, ?15, ?16, ?17)"));
+  STRATA_ASSIGN_OR_RETURN(remove_entry_, db_.PrepareCached("DELETE FROM entries WHERE seq = ?1"));
+  STRATA_ASSIGN_OR_RETURN(remove_parts_, db_.PrepareCached("DELETE FROM parts WHERE seq = ?1"));
+  STRATA_ASSIGN_OR_RETURN(
+      set_outcome_,
+      db_.PrepareCached("UPDATE entries SET state = ?2, attempts = ?3, error_kind = ?4,"
+                        " last_error = ?5 WHERE seq = ?1"));
+  STRATA_ASSIGN_OR_RETURN(
+      requeue_, db_.PrepareCached("UPDATE entries SET state = 0, attempts = 0 WHERE seq = ?1"));
+  STRATA_ASSIGN_OR_RETURN(
+      set_upload_,
+      db_.PrepareCached("UPDATE entries SET upload_id = ?2, part_size = ?3 WHERE seq = ?1"));
+  STRATA_ASSIGN_OR_RETURN(
+      add_part_,
+      db_.PrepareCached(
+          "INSERT OR REPLACE INTO parts (seq, number, etag, size) VALUES (?1, ?2, ?3, ?4)"));
+  STRATA_ASSIGN_OR_RETURN(
+      set_next_seq_,
+      db_.PrepareCached("INSERT OR REPLACE INTO counters (name, value) VALUES ('next_seq', ?1)"));
   return Status::Ok();
 }
 
 Result<QueueDb::Contents> QueueDb::Load() {
   std::lock_guard lock(mu_);
   Contents contents;
-  Result<int64_t> next =
-      QueryInt(db_, "SELECT coalesce(max(value), 0) FROM counters WHERE name = 'next_seq'");
-  if (!next.ok()) return next.status();
-  contents.next_seq = static_cast<uint64_t>(*next);
+  STRATA_ASSIGN_OR_RETURN(
+      const int64_t next,
+      QueryInt(db_.get(), "SELECT coalesce(max(value), 0) FROM counters WHERE name = 'next_seq'"));
+  contents.next_seq = static_cast<uint64_t>(next);
 
   static constexpr const char* kEntries =
       "SELECT seq, op, key, source, data_file, size, content_type, metadata, if_match,"
       " if_none_match, enqueued_ms, state, attempts, error_kind, last_error, upload_id,"
       " part_size FROM entries ORDER BY seq";
-  sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v2(db_, kEntries, -1, &stmt, nullptr);
-  if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "load queue");
+  STRATA_ASSIGN_OR_RETURN(Statement entries, db_.Prepare(kEntries, "load queue"));
+  sqlite3_stmt* stmt = entries;
+  int rc;
   Status st;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     QueueRecord r;
@@ -222,13 +189,13 @@ Result<QueueDb::Contents> QueueDb::Load() {
     r.part_size = ColumnU64(stmt, 16);
     contents.records.push_back(std::move(r));
   }
-  if (st.ok() && rc != SQLITE_DONE) st = SqliteStatus(db_, rc, "load queue");
-  sqlite3_finalize(stmt);
+  if (st.ok() && rc != SQLITE_DONE) st = SqliteStatus(db_.get(), rc, "load queue");
   if (!st.ok()) return st;
 
-  rc = sqlite3_prepare_v2(db_, "SELECT seq, number, etag, size FROM parts ORDER BY seq, number", -1,
-                          &stmt, nullptr);
-  if (rc != SQLITE_OK) return SqliteStatus(db_, rc, "load parts");
+  STRATA_ASSIGN_OR_RETURN(
+      Statement parts,
+      db_.Prepare("SELECT seq, number, etag, size FROM parts ORDER BY seq, number", "load parts"));
+  stmt = parts;
   size_t next_record = 0;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     const uint64_t seq = ColumnU64(stmt, 0);
@@ -245,9 +212,7 @@ Result<QueueDb::Contents> QueueDb::Load() {
     part.size = ColumnU64(stmt, 3);
     contents.records[next_record].parts.push_back(std::move(part));
   }
-  st = rc == SQLITE_DONE ? Status::Ok() : SqliteStatus(db_, rc, "load parts");
-  sqlite3_finalize(stmt);
-  if (!st.ok()) return st;
+  if (rc != SQLITE_DONE) return SqliteStatus(db_.get(), rc, "load parts");
   return contents;
 }
 
@@ -270,25 +235,25 @@ Status QueueDb::InsertRow(const QueueRecord& r) {
   BindText(insert_, 15, r.last_error);
   BindText(insert_, 16, r.upload_id);
   BindInt(insert_, 17, r.part_size);
-  return StepDone(db_, insert_, "insert queue entry");
+  return StepDone(db_.get(), insert_, "insert queue entry");
 }
 
 Status QueueDb::RemoveRow(uint64_t seq) {
   BindInt(remove_parts_, 1, seq);
-  STRATA_RETURN_IF_ERROR(StepDone(db_, remove_parts_, "remove queue parts"));
+  STRATA_RETURN_IF_ERROR(StepDone(db_.get(), remove_parts_, "remove queue parts"));
   BindInt(remove_entry_, 1, seq);
-  return StepDone(db_, remove_entry_, "remove queue entry");
+  return StepDone(db_.get(), remove_entry_, "remove queue entry");
 }
 
 Status QueueDb::Apply(const Batch& batch) {
   if (batch.inserts.empty() && batch.removes.empty() && batch.next_seq == 0) return Status::Ok();
   std::lock_guard lock(mu_);
-  return InTransaction([&]() -> Status {
+  return db_.InTransaction([&]() -> Status {
     for (uint64_t seq : batch.removes) STRATA_RETURN_IF_ERROR(RemoveRow(seq));
     for (const QueueRecord& record : batch.inserts) STRATA_RETURN_IF_ERROR(InsertRow(record));
     if (batch.next_seq != 0) {
       BindInt(set_next_seq_, 1, batch.next_seq);
-      STRATA_RETURN_IF_ERROR(StepDone(db_, set_next_seq_, "store next sequence number"));
+      STRATA_RETURN_IF_ERROR(StepDone(db_.get(), set_next_seq_, "store next sequence number"));
     }
     return Status::Ok();
   });
@@ -297,23 +262,23 @@ Status QueueDb::Apply(const Batch& batch) {
 Status QueueDb::SetOutcome(uint64_t seq, QueueState state, uint32_t attempts, const Status& error) {
   const std::string message = error.ToString();
   std::lock_guard lock(mu_);
-  return InTransaction([&]() -> Status {
+  return db_.InTransaction([&]() -> Status {
     BindInt(set_outcome_, 1, seq);
     sqlite3_bind_int64(set_outcome_, 2, static_cast<int>(state));
     sqlite3_bind_int64(set_outcome_, 3, attempts);
     sqlite3_bind_int64(set_outcome_, 4, static_cast<int>(error.kind()));
     BindText(set_outcome_, 5, message);
-    return StepDone(db_, set_outcome_, "store queue entry outcome");
+    return StepDone(db_.get(), set_outcome_, "store queue entry outcome");
   });
 }
 
 Status QueueDb::Requeue(const std::vector<uint64_t>& seqs) {
   if (seqs.empty()) return Status::Ok();
   std::lock_guard lock(mu_);
-  return InTransaction([&]() -> Status {
+  return db_.InTransaction([&]() -> Status {
     for (uint64_t seq : seqs) {
       BindInt(requeue_, 1, seq);
-      STRATA_RETURN_IF_ERROR(StepDone(db_, requeue_, "requeue queue entry"));
+      STRATA_RETURN_IF_ERROR(StepDone(db_.get(), requeue_, "requeue queue entry"));
     }
     return Status::Ok();
   });
@@ -321,30 +286,30 @@ Status QueueDb::Requeue(const std::vector<uint64_t>& seqs) {
 
 Status QueueDb::SetUpload(uint64_t seq, const std::string& upload_id, uint64_t part_size) {
   std::lock_guard lock(mu_);
-  return InTransaction([&]() -> Status {
+  return db_.InTransaction([&]() -> Status {
     BindInt(remove_parts_, 1, seq);
-    STRATA_RETURN_IF_ERROR(StepDone(db_, remove_parts_, "forget queue parts"));
+    STRATA_RETURN_IF_ERROR(StepDone(db_.get(), remove_parts_, "forget queue parts"));
     BindInt(set_upload_, 1, seq);
     BindText(set_upload_, 2, upload_id);
     BindInt(set_upload_, 3, part_size);
-    return StepDone(db_, set_upload_, "store multipart upload id");
+    return StepDone(db_.get(), set_upload_, "store multipart upload id");
   });
 }
 
 Status QueueDb::AddPart(uint64_t seq, const PartInfo& part) {
   std::lock_guard lock(mu_);
-  return InTransaction([&]() -> Status {
+  return db_.InTransaction([&]() -> Status {
     BindInt(add_part_, 1, seq);
     sqlite3_bind_int64(add_part_, 2, part.part_number);
     BindText(add_part_, 3, part.etag);
     BindInt(add_part_, 4, part.size);
-    return StepDone(db_, add_part_, "store multipart part");
+    return StepDone(db_.get(), add_part_, "store multipart part");
   });
 }
 
 uint64_t QueueDb::commits() {
   std::lock_guard lock(mu_);
-  return commits_;
+  return db_.commits();
 }
 
 }  // namespace strata

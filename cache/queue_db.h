@@ -26,9 +26,7 @@
 #include "base/status.h"
 #include "base/thread_annotations.h"
 #include "cache/queue_record.h"
-
-struct sqlite3;
-struct sqlite3_stmt;
+#include "cache/sqlite_util.h"
 
 namespace strata {
 
@@ -75,25 +73,22 @@ class QueueDb {
   uint64_t commits();
 
  private:
-  explicit QueueDb(sqlite3* db);
+  explicit QueueDb(sqlite::Database db);
 
-  template <typename Body>
-  Status InTransaction(const Body& body) REQUIRES(mu_);
   Status Prepare() REQUIRES(mu_);
   Status InsertRow(const QueueRecord& record) REQUIRES(mu_);
   Status RemoveRow(uint64_t seq) REQUIRES(mu_);
 
   std::mutex mu_;
-  sqlite3* const db_ PT_GUARDED_BY(mu_);
-  sqlite3_stmt* insert_ GUARDED_BY(mu_) = nullptr;
-  sqlite3_stmt* remove_entry_ GUARDED_BY(mu_) = nullptr;
-  sqlite3_stmt* remove_parts_ GUARDED_BY(mu_) = nullptr;
-  sqlite3_stmt* set_outcome_ GUARDED_BY(mu_) = nullptr;
-  sqlite3_stmt* requeue_ GUARDED_BY(mu_) = nullptr;
-  sqlite3_stmt* set_upload_ GUARDED_BY(mu_) = nullptr;
-  sqlite3_stmt* add_part_ GUARDED_BY(mu_) = nullptr;
-  sqlite3_stmt* set_next_seq_ GUARDED_BY(mu_) = nullptr;
-  uint64_t commits_ GUARDED_BY(mu_) = 0;
+  sqlite::Database db_ GUARDED_BY(mu_);  // declared first: closed after the statements
+  sqlite::Statement insert_ GUARDED_BY(mu_);
+  sqlite::Statement remove_entry_ GUARDED_BY(mu_);
+  sqlite::Statement remove_parts_ GUARDED_BY(mu_);
+  sqlite::Statement set_outcome_ GUARDED_BY(mu_);
+  sqlite::Statement requeue_ GUARDED_BY(mu_);
+  sqlite::Statement set_upload_ GUARDED_BY(mu_);
+  sqlite::Statement add_part_ GUARDED_BY(mu_);
+  sqlite::Statement set_next_seq_ GUARDED_BY(mu_);
 };
 
 }  // namespace strata

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,10 +31,8 @@ Result<std::unique_ptr<QueueDir>> QueueDir::Open(const std::string& root_in,
   STRATA_RETURN_IF_ERROR(MakePrivateDir(root));
 
   SystemClock clock;
-  Result<int> locked = LockDirectory(root, "upload queue", clock, lock_wait);
-  if (!locked.ok()) return locked.status();
-  const int fd = *locked;
-  std::unique_ptr<QueueDir> dir(new QueueDir(root, fd));
+  STRATA_ASSIGN_OR_RETURN(DirLock lock, DirLock::Acquire(root, "upload queue", clock, lock_wait));
+  std::unique_ptr<QueueDir> dir(new QueueDir(root, std::move(lock)));
   STRATA_RETURN_IF_ERROR(MakePrivateDir(dir->data_dir_));
   // The new directory entries must survive a power loss before files are adopted into them.
   STRATA_RETURN_IF_ERROR(FsyncDir(root));
@@ -43,10 +40,10 @@ Result<std::unique_ptr<QueueDir>> QueueDir::Open(const std::string& root_in,
   return dir;
 }
 
-QueueDir::QueueDir(std::string root, int lock_fd)
-    : root_(std::move(root)), data_dir_(root_ + "/data"), lock_fd_(lock_fd) {}
+QueueDir::QueueDir(std::string root, DirLock lock)
+    : root_(std::move(root)), data_dir_(root_ + "/data"), dir_lock_(std::move(lock)) {}
 
-QueueDir::~QueueDir() { ::close(lock_fd_); }
+QueueDir::~QueueDir() = default;
 
 Status QueueDir::CheckStaged(const std::string& staged_path, uint64_t size) {
   Fd fd(::open(staged_path.c_str(), O_RDONLY | O_CLOEXEC));

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "base/clock.h"
+#include "base/posix_file.h"
 #include "base/status.h"
 
 namespace strata {
@@ -58,11 +59,11 @@ class QueueDir {
   uint64_t RemoveUnreferenced(const std::set<std::string>& keep);
 
  private:
-  QueueDir(std::string root, int lock_fd);
+  QueueDir(std::string root, DirLock lock);
 
   const std::string root_;
   const std::string data_dir_;
-  const int lock_fd_;
+  const DirLock dir_lock_;  // held for the lifetime of this object
 };
 
 }  // namespace strata

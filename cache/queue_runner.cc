@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <utility>
 
@@ -34,17 +35,8 @@ Status SaveFailed(const Status& st) {
 // Reads exactly `length` bytes at `offset` into *out.
 Status ReadAt(int fd, uint64_t offset, uint64_t length, const std::string& path, std::string* out) {
   out->resize(length);
-  uint64_t done = 0;
-  while (done < length) {
-    const ssize_t n =
-        ::pread(fd, out->data() + done, length - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::Io("read " + path + ": " + std::strerror(errno));
-    }
-    if (n == 0) return Status::Corrupt("staged file " + path + " ends early");
-    done += static_cast<uint64_t>(n);
-  }
+  STRATA_ASSIGN_OR_RETURN(const size_t n, ReadFull(fd, offset, std::span<char>(*out), path));
+  if (n < length) return Status::Corrupt("staged file " + path + " ends early");
   return Status::Ok();
 }
 

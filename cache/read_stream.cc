@@ -29,10 +29,9 @@ uint64_t ReadStream::readahead_window_chunks() const {
 }
 
 Result<size_t> ReadStream::Read(uint64_t offset, std::span<char> out) {
-  Result<std::vector<Slice>> slices = ReadSlices(offset, out.size());
-  if (!slices.ok()) return slices.status();
+  STRATA_ASSIGN_OR_RETURN(std::vector<Slice> slices, ReadSlices(offset, out.size()));
   size_t copied = 0;
-  for (const Slice& slice : *slices) {
+  for (const Slice& slice : slices) {
     std::memcpy(out.data() + copied, slice.chunk->data() + slice.offset, slice.length);
     copied += slice.length;
   }
@@ -51,17 +50,16 @@ Result<std::vector<ReadStream::Slice>> ReadStream::ReadSlices(uint64_t offset, u
   }
 
   for (uint64_t index = offset / chunk_size; index <= (end - 1) / chunk_size; ++index) {
-    Result<ChunkData> chunk = Chunk(index);
-    if (!chunk.ok()) return chunk.status();
+    STRATA_ASSIGN_OR_RETURN(ChunkData chunk, Chunk(index));
     const uint64_t chunk_start = index * chunk_size;
     const uint64_t from = std::max(offset, chunk_start) - chunk_start;
     const uint64_t to = std::min(end, chunk_start + chunk_size) - chunk_start;
-    if ((*chunk)->size() < to) {
+    if (chunk->size() < to) {
       return Status::Internal("chunk " + std::to_string(index) + " of '" + object_.key +
                               "' is shorter than the object size implies");
     }
     slices.push_back(
-        Slice{std::move(chunk).value(), static_cast<size_t>(from), static_cast<size_t>(to - from)});
+        Slice{std::move(chunk), static_cast<size_t>(from), static_cast<size_t>(to - from)});
   }
   return slices;
 }

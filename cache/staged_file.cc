@@ -17,31 +17,9 @@
 namespace strata {
 namespace {
 
-Status PwriteAll(int fd, std::span<const char> data, uint64_t offset, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "write " + path);
-    }
-    if (n == 0) return Status::Io("write " + path + ": no progress");
-    data = data.subspan(static_cast<size_t>(n));
-    offset += static_cast<uint64_t>(n);
-  }
-  return Status::Ok();
-}
-
 Status PreadAll(int fd, std::span<char> out, uint64_t offset, const std::string& path) {
-  while (!out.empty()) {
-    const ssize_t n = ::pread(fd, out.data(), out.size(), static_cast<off_t>(offset));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "read " + path);
-    }
-    if (n == 0) return Status::Io("read " + path + ": shorter than its staged size");
-    out = out.subspan(static_cast<size_t>(n));
-    offset += static_cast<uint64_t>(n);
-  }
+  STRATA_ASSIGN_OR_RETURN(const size_t n, ReadFull(fd, offset, out, path));
+  if (n < out.size()) return Status::Io("read " + path + ": shorter than its staged size");
   return Status::Ok();
 }
 
@@ -173,15 +151,14 @@ void StagedFile::Settle(const std::vector<Range>& claims, bool filled, bool writ
 Status StagedFile::ReadSource(uint64_t offset, std::span<char> out) {
   size_t done = 0;
   while (done < out.size()) {
-    Result<size_t> n = source_(offset + done, out.subspan(done));
-    if (!n.ok()) return n.status();
-    if (*n == 0 || *n > out.size() - done) {
-      return Status::Internal("staging: source of " + path_ + " returned " + std::to_string(*n) +
+    STRATA_ASSIGN_OR_RETURN(size_t n, source_(offset + done, out.subspan(done)));
+    if (n == 0 || n > out.size() - done) {
+      return Status::Internal("staging: source of " + path_ + " returned " + std::to_string(n) +
                               " bytes at offset " + std::to_string(offset + done) + ", expected " +
                               std::to_string(out.size() - done) +
                               " (object shorter than its staged size?)");
     }
-    done += *n;
+    done += n;
   }
   return Status::Ok();
 }
@@ -195,7 +172,7 @@ Status StagedFile::Fill(const std::vector<Range>& runs, uint64_t source_end) {
           std::min(std::min(run.end, block + fetch_blocks_) * block_size_, source_end);
       buffer.resize(end - begin);
       STRATA_RETURN_IF_ERROR(ReadSource(begin, buffer));
-      STRATA_RETURN_IF_ERROR(PwriteAll(fd_, buffer, begin, path_));
+      STRATA_RETURN_IF_ERROR(WriteFull(fd_, begin, buffer, path_));
     }
   }
   return Status::Ok();
@@ -218,11 +195,11 @@ Status StagedFile::FillAround(uint64_t block, uint64_t offset, uint64_t end, uin
   STRATA_RETURN_IF_ERROR(ReadSource(fetch_begin, buffer));
   const std::span<const char> bytes(buffer);
   if (head) {
-    STRATA_RETURN_IF_ERROR(PwriteAll(fd_, bytes.first(head_end - block_begin), block_begin, path_));
+    STRATA_RETURN_IF_ERROR(WriteFull(fd_, block_begin, bytes.first(head_end - block_begin), path_));
   }
   if (tail) {
     STRATA_RETURN_IF_ERROR(
-        PwriteAll(fd_, bytes.subspan(tail_begin - fetch_begin), tail_begin, path_));
+        WriteFull(fd_, tail_begin, bytes.subspan(tail_begin - fetch_begin), path_));
   }
   return Status::Ok();
 }
@@ -306,7 +283,7 @@ Status StagedFile::WriteRange(uint64_t offset, std::span<const char> data) {
   Status st;
   if (claimed(first)) st = FillAround(first, offset, end, source_end);
   if (st.ok() && last != first && claimed(last)) st = FillAround(last, offset, end, source_end);
-  if (st.ok()) st = PwriteAll(fd_, data, offset, path_);
+  if (st.ok()) st = WriteFull(fd_, offset, data, path_);
   Settle(claims, st.ok(), /*written=*/st.ok());
   return st;
 }

@@ -3,9 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -66,16 +64,16 @@ Result<std::shared_ptr<StagingArea>> StagingArea::Open(StagingOptions options) {
   if (options.block_size == 0) return Status::InvalidArgument("staging: block_size is 0");
   STRATA_RETURN_IF_ERROR(MakePrivateDir(options.dir));
   SystemClock clock;
-  Result<int> lock_fd = LockDirectory(options.dir, "staging area", clock, options.lock_wait);
-  if (!lock_fd.ok()) return lock_fd.status();
+  STRATA_ASSIGN_OR_RETURN(DirLock lock,
+                          DirLock::Acquire(options.dir, "staging area", clock, options.lock_wait));
   RemoveLeftovers(options.dir);
-  return std::shared_ptr<StagingArea>(new StagingArea(std::move(options), *lock_fd));
+  return std::shared_ptr<StagingArea>(new StagingArea(std::move(options), std::move(lock)));
 }
 
-StagingArea::StagingArea(StagingOptions options, int lock_fd)
-    : options_(std::move(options)), lock_fd_(lock_fd) {}
+StagingArea::StagingArea(StagingOptions options, DirLock lock)
+    : options_(std::move(options)), dir_lock_(std::move(lock)) {}
 
-StagingArea::~StagingArea() { ::close(lock_fd_); }
+StagingArea::~StagingArea() = default;
 
 Result<std::shared_ptr<StagedFile>> StagingArea::Create(const std::string& name_hint,
                                                         uint64_t initial_size,
@@ -108,13 +106,7 @@ uint64_t StagingArea::file_count() const {
 
 uint64_t StagingArea::FreeSpace() const {
   if (options_.free_space_probe) return options_.free_space_probe();
-  struct statvfs vfs;
-  if (::statvfs(options_.dir.c_str(), &vfs) != 0) {
-    // Not knowing is no reason to refuse writes: a write on a full disk fails on its own.
-    spdlog::warn("staging: statvfs {}: {}", options_.dir, std::strerror(errno));
-    return std::numeric_limits<uint64_t>::max();
-  }
-  return static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  return FreeSpaceOrUnlimited(options_.dir, "staging");
 }
 
 std::string StagingArea::NewFilePath(const std::string& name_hint) {

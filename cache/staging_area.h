@@ -42,6 +42,7 @@
 #include <mutex>
 #include <string>
 
+#include "base/posix_file.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
 #include "cache/staged_file.h"
@@ -97,7 +98,7 @@ class StagingArea : public std::enable_shared_from_this<StagingArea> {
  private:
   friend class StagedFile;
 
-  StagingArea(StagingOptions options, int lock_fd);
+  StagingArea(StagingOptions options, DirLock lock);
 
   uint64_t FreeSpace() const;
   std::string NewFilePath(const std::string& name_hint);
@@ -112,7 +113,7 @@ class StagingArea : public std::enable_shared_from_this<StagingArea> {
   void Release(uint64_t bytes, bool file_gone) EXCLUDES(mu_);
 
   const StagingOptions options_;
-  const int lock_fd_;
+  const DirLock dir_lock_;  // held for the lifetime of this object
 
   mutable std::mutex mu_;
   uint64_t used_ GUARDED_BY(mu_) = 0;     // bytes in use, including growths in progress

@@ -19,12 +19,6 @@ constexpr int64_t kSleepSliceMs = 50;
 
 bool PowerOfTwo(uint32_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
-int64_t NowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 Status TimedOut(std::string what) { return Status::Transient("upload queue: " + what); }
 
 }  // namespace
@@ -38,12 +32,11 @@ Result<std::unique_ptr<UploadQueue>> UploadQueue::Open(ObjectStore& store,
   if (options.retry.max_attempts < 0) {
     return Status::InvalidArgument("upload queue: negative retry.max_attempts");
   }
-  Result<std::unique_ptr<QueueDir>> dir = QueueDir::Open(options.dir, options.lock_wait);
-  if (!dir.ok()) return dir.status();
-  Result<std::unique_ptr<QueueDb>> db = QueueDb::Open((*dir)->DbPath());
-  if (!db.ok()) return db.status();
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<QueueDir> dir,
+                          QueueDir::Open(options.dir, options.lock_wait));
+  STRATA_ASSIGN_OR_RETURN(std::unique_ptr<QueueDb> db, QueueDb::Open(dir->DbPath()));
   std::unique_ptr<UploadQueue> queue(
-      new UploadQueue(store, std::move(options), std::move(dir).value(), std::move(db).value()));
+      new UploadQueue(store, std::move(options), std::move(dir), std::move(db)));
   std::set<std::string> upload_ids;
   STRATA_RETURN_IF_ERROR(queue->Replay(&upload_ids));
   queue->AbortOrphanUploads(upload_ids);
@@ -76,9 +69,8 @@ UploadQueue::~UploadQueue() {
 }
 
 Status UploadQueue::Replay(std::set<std::string>* upload_ids) {
-  Result<QueueDb::Contents> contents = db_->Load();
-  if (!contents.ok()) return contents.status();
-  std::vector<QueueRecord>& records = contents->records;
+  STRATA_ASSIGN_OR_RETURN(QueueDb::Contents contents, db_->Load());
+  std::vector<QueueRecord>& records = contents.records;
   std::set<std::string> referenced;
   uint64_t missing = 0;
   for (QueueRecord& record : records) {
@@ -112,7 +104,7 @@ Status UploadQueue::Replay(std::set<std::string>* upload_ids) {
   const uint64_t removed = dir_->RemoveUnreferenced(referenced);
   const size_t count = records.size();
   std::lock_guard lock(mu_);
-  schedule_.Load(std::move(records), contents->next_seq);
+  schedule_.Load(std::move(records), contents.next_seq);
   // Every name of an earlier run is either referenced or was just removed, and any run that
   // kept a file committed a larger next_seq than this one starts from: names cannot collide.
   file_prefix_ = std::to_string(schedule_.next_seq()) + "-";
@@ -179,7 +171,7 @@ Result<uint64_t> UploadQueue::EnqueuePut(std::string key, std::string staged_pat
   put.data_file = name;
   put.size = size;
   put.options = std::move(options);
-  put.enqueued_unix_ms = NowUnixMs();
+  put.enqueued_unix_ms = UnixMs();
 
   std::lock_guard enqueue(enqueue_mu_);
   QueueSchedule::Plan plan;
@@ -204,7 +196,7 @@ Result<uint64_t> UploadQueue::EnqueueDelete(std::string key) {
   QueueSchedule::Plan plan;
   {
     std::lock_guard lock(mu_);
-    plan = schedule_.PlanDelete(key, NowUnixMs());
+    plan = schedule_.PlanDelete(key, UnixMs());
   }
   return CommitPlan(plan);
 }
@@ -216,7 +208,7 @@ Result<uint64_t> UploadQueue::EnqueueRename(std::string from, std::string to) {
   Result<QueueSchedule::Plan> plan = Status::Internal("unset");
   {
     std::lock_guard lock(mu_);
-    plan = schedule_.PlanRename(from, to, NowUnixMs());
+    plan = schedule_.PlanRename(from, to, UnixMs());
   }
   if (!plan.ok()) return plan.status();
   return CommitPlan(*plan);
@@ -252,6 +244,11 @@ void UploadQueue::CleanUp(const QueueSchedule::Released& released) {
 
 int64_t UploadQueue::MonoMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(clock_->Now().time_since_epoch())
+      .count();
+}
+
+int64_t UploadQueue::UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_->WallNow().time_since_epoch())
       .count();
 }
 
@@ -452,7 +449,7 @@ std::vector<std::pair<std::string, PendingState>> UploadQueue::PendingUnder(
 }
 
 std::vector<QueueEntryView> UploadQueue::List(uint64_t after, size_t limit) {
-  const int64_t now = NowUnixMs();
+  const int64_t now = UnixMs();
   const int64_t mono = MonoMs();
   const int64_t stuck_since =
       mono - std::chrono::duration_cast<std::chrono::milliseconds>(options_.stuck_after).count();
@@ -487,8 +484,7 @@ Status UploadQueue::DiscardDeadLetter(uint64_t sequence) {
     plan = schedule_.PlanDiscard(sequence);
   }
   if (!plan.ok()) return plan.status();
-  Result<uint64_t> committed = CommitPlan(*plan);
-  if (!committed.ok()) return committed.status();
+  STRATA_RETURN_IF_ERROR(CommitPlan(*plan).status());
   spdlog::warn("upload queue {}: dead entry {} discarded", dir_->root(), sequence);
   return Status::Ok();
 }

@@ -199,6 +199,8 @@ class UploadQueue {
   void RunClaimed(QueueRecord record, uint64_t run_id) EXCLUDES(mu_);
   // The clock's reading in milliseconds: the time base of parked entries.
   int64_t MonoMs();
+  // The clock's wall time in milliseconds since the Unix epoch: when an entry was enqueued.
+  int64_t UnixMs();
 
   ObjectStore& store_;
   const UploadQueueOptions options_;

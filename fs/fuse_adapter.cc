@@ -427,6 +427,16 @@ int ToErrno(const Status& status) {
       return ENOSPC;
     case ErrorKind::kNotSupported:
       return ENOTSUP;
+    case ErrorKind::kAlreadyExists:
+      return EEXIST;
+    case ErrorKind::kNotEmpty:
+      return ENOTEMPTY;
+    case ErrorKind::kIsDirectory:
+      return EISDIR;
+    case ErrorKind::kNotDirectory:
+      return ENOTDIR;
+    case ErrorKind::kNameTooLong:
+      return ENAMETOOLONG;
     case ErrorKind::kPreconditionFailed:  // the object changed under an open file
     case ErrorKind::kTransient:           // S3 unreachable after retries
     case ErrorKind::kIo:

@@ -236,8 +236,8 @@ Result<SourceReader> MergedView::SourceOf(const std::string& path, uint64_t* siz
         }
         Result<size_t> got = stream->Read(offset, out);
         if (got.ok() || switched || !got.status().IsNotFound()) return got;
-        spdlog::debug("read of '{}' through its pending rename: the source '{}' is gone ({})",
-                      key, stream->object().key, got.status().ToString());
+        spdlog::debug("read of '{}' through its pending rename: the source '{}' is gone ({})", key,
+                      stream->object().key, got.status().ToString());
         Result<ObjectInfo> head = metadata_.HeadKey(key);
         if (!head.ok()) return head.status();
         if (head->size != expected_size) {

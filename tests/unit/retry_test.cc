@@ -52,5 +52,17 @@ TEST(FakeClockTest, SleepAdvancesTime) {
   EXPECT_EQ(clock.total_slept(), milliseconds(30));
 }
 
+TEST(FakeClockTest, WallTimeMovesWithTheClockAndCanBeSet) {
+  FakeClock clock;
+  const auto wall = clock.WallNow();
+  EXPECT_EQ(clock.WallNow(), wall);  // frozen until told
+  clock.SleepFor(milliseconds(30));
+  clock.Advance(milliseconds(5));
+  EXPECT_EQ(clock.WallNow() - wall, milliseconds(35));
+  const std::chrono::system_clock::time_point epoch_plus_1s{std::chrono::seconds(1)};
+  clock.SetWallTime(epoch_plus_1s);
+  EXPECT_EQ(clock.WallNow(), epoch_plus_1s);
+}
+
 }  // namespace
 }  // namespace strata

@@ -203,6 +203,12 @@ TEST(SigV4Test, QueryEncodedThenSortedByNameThenValue) {
             "UNSIGNED-PAYLOAD");
 }
 
+TEST(SigV4Test, CanonicalQueryAlone) {
+  EXPECT_EQ(CanonicalQuery({}), "");
+  EXPECT_EQ(CanonicalQuery({{"prefix", "a b"}, {"delete", ""}, {"b", "2"}, {"b", "1"}}),
+            "b=1&b=2&delete=&prefix=a%20b");
+}
+
 TEST(SigV4Test, SessionTokenHeaderIsSignedLikeAnyOther) {
   SigningRequest req{"GET",
                      "/test.txt",

@@ -36,6 +36,10 @@ std::string_view ErrorKindName(ErrorKind kind) {
       return "not a directory";
     case ErrorKind::kNameTooLong:
       return "name too long";
+    case ErrorKind::kReadOnly:
+      return "read-only";
+    case ErrorKind::kBadHandle:
+      return "bad handle";
   }
   return "unknown";
 }

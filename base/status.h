@@ -35,6 +35,8 @@ enum class ErrorKind {
   kIsDirectory,    // a file operation on a directory (EISDIR)
   kNotDirectory,   // a directory operation on a file, or a file in the middle of a path (ENOTDIR)
   kNameTooLong,    // a name or the key built from a path is over a limit (ENAMETOOLONG)
+  kReadOnly,       // a change on a read-only mount (EROFS)
+  kBadHandle,      // a handle used for what it was not opened for (EBADF)
 };
 
 // Stable lower-case name of a kind, for logs and tests ("not found", "transient", ...).
@@ -75,6 +77,8 @@ class [[nodiscard]] Status {
     return Error(ErrorKind::kNotDirectory, std::move(m));
   }
   static Status NameTooLong(std::string m) { return Error(ErrorKind::kNameTooLong, std::move(m)); }
+  static Status ReadOnly(std::string m) { return Error(ErrorKind::kReadOnly, std::move(m)); }
+  static Status BadHandle(std::string m) { return Error(ErrorKind::kBadHandle, std::move(m)); }
 
   // Attaches what the server said. `code` is the S3 error code ("NoSuchKey",
   // "SignatureDoesNotMatch") or a transport code ("ConnectFailed", "Timeout").

@@ -4,8 +4,6 @@
 #include <cstdio>
 #include <vector>
 
-#include "fs/posix_error.h"
-
 namespace strata {
 
 std::string ControlSurface::StatsText() {
@@ -64,7 +62,7 @@ std::string ControlSurface::QueueText(uint64_t after, size_t max_bytes) {
 }
 
 Result<uint64_t> ControlSurface::RetryQueue() {
-  if (queue_ == nullptr) return PosixError(EROFS, "the filesystem is mounted read-only");
+  if (queue_ == nullptr) return Status::ReadOnly("the filesystem is mounted read-only");
   const uint64_t dead = queue_->stats().dead_letters;
   STRATA_RETURN_IF_ERROR(queue_->RetryDeadLetters());
   return dead;

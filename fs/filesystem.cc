@@ -8,12 +8,11 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "backends/s3_keys.h"
 #include "fs/paths.h"
 
 namespace strata {
 namespace {
-
-constexpr size_t kMaxKeyBytes = 1024;  // S3's limit on a key
 
 timespec ToTimespec(TimePoint t) {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
@@ -112,8 +111,7 @@ Result<EntryReply> Filesystem::Lookup(uint64_t parent, const std::string& name) 
   }
   const std::string path = JoinPath(node->path, name);
   if (name.size() > 255 || metadata_.KeyOf(path).size() > kMaxKeyBytes) {
-    return Status::InvalidArgument("name too long for an S3 key: " + path)
-        .WithRemote(0, "NameTooLong");
+    return Status::NameTooLong("name too long for an S3 key: " + path);
   }
   Result<std::optional<EntryInfo>> info = view_->Resolve(path);
   if (!info.ok()) return info.status();

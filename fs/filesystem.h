@@ -48,7 +48,6 @@
 #include "fs/open_write.h"
 #include "fs/open_writes.h"
 #include "fs/path_locks.h"
-#include "fs/posix_error.h"
 
 namespace strata {
 

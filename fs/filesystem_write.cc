@@ -12,13 +12,12 @@
 #include <mutex>
 #include <set>
 
+#include "backends/s3_keys.h"
 #include "fs/filesystem.h"
 #include "fs/paths.h"
 
 namespace strata {
 namespace {
-
-constexpr size_t kMaxKeyBytes = 1024;  // S3's limit on a key
 
 EntryInfo DirectoryInfo() {
   EntryInfo info;
@@ -55,7 +54,7 @@ EntryInfo Filesystem::NewEntry(EntryType type, mode_t mode, Caller caller) {
 }
 
 Status Filesystem::CheckWritable() const {
-  if (!writable()) return PosixError(EROFS, "the filesystem is mounted read-only");
+  if (!writable()) return Status::ReadOnly("the filesystem is mounted read-only");
   return Status::Ok();
 }
 
@@ -66,7 +65,7 @@ Result<std::string> Filesystem::ChildPath(uint64_t parent, const std::string& na
   }
   const std::string path = JoinPath(node->path, name);
   if (name.size() > 255 || metadata_.KeyOf(path).size() + 1 > kMaxKeyBytes) {
-    return PosixError(ENAMETOOLONG, "name too long for an S3 key: " + path);
+    return Status::NameTooLong("name too long for an S3 key: " + path);
   }
   if (!ValidFileName(name)) return Status::InvalidArgument("invalid file name '" + name + "'");
   return path;
@@ -108,9 +107,9 @@ Result<std::pair<EntryReply, OpenReply>> Filesystem::Create(uint64_t parent,
   const std::string& path = target_entry->path;
   const std::optional<EntryInfo>& existing = target_entry->existing;
   if (existing) {
-    if (flags & O_EXCL) return PosixError(EEXIST, "'" + path + "' exists");
+    if (flags & O_EXCL) return Status::AlreadyExists("'" + path + "' exists");
     if (existing->type == EntryType::kDirectory) {
-      return PosixError(EISDIR, "'" + path + "' is a directory");
+      return Status::IsDirectory("'" + path + "' is a directory");
     }
     target_entry->guard.Unlock();
     const uint64_t ino = inodes_.Lookup(path, existing->type);
@@ -158,7 +157,7 @@ Result<std::pair<EntryReply, OpenReply>> Filesystem::Create(uint64_t parent,
 Status Filesystem::Write(uint64_t handle, uint64_t offset, std::span<const char> data) {
   std::shared_ptr<FileHandle> file = FindFile(handle);
   if (!file) return Status::InvalidArgument("unknown file handle");
-  if (!file->writer) return PosixError(EBADF, "the file is not open for writing");
+  if (!file->writer) return Status::BadHandle("the file is not open for writing");
   OpenWrite& write = *file->write;
   std::shared_lock commit(write.commit_mu);
   Result<std::shared_ptr<StagedFile>> staged = writer_->Staged(write);
@@ -198,7 +197,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
     if (request.mtime) info.mtime = *request.mtime;
   };
   if ((*current)->type == EntryType::kDirectory) {
-    if (request.size) return PosixError(EISDIR, "'" + node->path + "' is a directory");
+    if (request.size) return Status::IsDirectory("'" + node->path + "' is a directory");
     EntryInfo info = **current;
     apply(info);
     if (node->path.empty()) return ToStat(ino, info);  // the root has no marker to hold them
@@ -266,7 +265,7 @@ Result<EntryReply> Filesystem::MkDir(uint64_t parent, const std::string& name, m
   if (!target_entry.ok()) return target_entry.status();
   const std::string& path = target_entry->path;
   const std::optional<EntryInfo>& existing = target_entry->existing;
-  if (existing) return PosixError(EEXIST, "'" + path + "' exists");
+  if (existing) return Status::AlreadyExists("'" + path + "' exists");
   const EntryInfo info = NewEntry(EntryType::kDirectory, mode, caller);
   Result<uint64_t> sequence = writer_->PutSmall(metadata_.KeyOf(path) + "/", "", info);
   if (!sequence.ok()) return sequence.status();
@@ -280,13 +279,13 @@ Result<EntryReply> Filesystem::MkDir(uint64_t parent, const std::string& name, m
 Result<EntryReply> Filesystem::Symlink(const std::string& target, uint64_t parent,
                                        const std::string& name, Caller caller) {
   if (target.empty() || target.size() >= 4096) {
-    return PosixError(ENAMETOOLONG, "symlink target too long");
+    return Status::NameTooLong("symlink target too long");
   }
   Result<NamedEntry> target_entry = Target(parent, name);
   if (!target_entry.ok()) return target_entry.status();
   const std::string& path = target_entry->path;
   const std::optional<EntryInfo>& existing = target_entry->existing;
-  if (existing) return PosixError(EEXIST, "'" + path + "' exists");
+  if (existing) return Status::AlreadyExists("'" + path + "' exists");
   EntryInfo info = NewEntry(EntryType::kSymlink, 0777, caller);
   info.size = target.size();
   Result<uint64_t> sequence = writer_->PutSmall(metadata_.KeyOf(path), target, info);
@@ -307,7 +306,7 @@ Status Filesystem::Unlink(uint64_t parent, const std::string& name) {
   const std::optional<EntryInfo>& existing = target_entry->existing;
   if (!existing) return Status::NotFound("no such entry '" + path + "'");
   if (existing->type == EntryType::kDirectory) {
-    return PosixError(EISDIR, "'" + path + "' is a directory");
+    return Status::IsDirectory("'" + path + "' is a directory");
   }
   if (std::shared_ptr<OpenWrite> write = open_writes_.Find(path)) {
     // Open handles keep reading and writing the staged data; nothing more is uploaded.
@@ -364,12 +363,12 @@ Status Filesystem::RmDir(uint64_t parent, const std::string& name) {
   const std::optional<EntryInfo>& existing = target_entry->existing;
   if (!existing) return Status::NotFound("no such entry '" + path + "'");
   if (existing->type != EntryType::kDirectory) {
-    return PosixError(ENOTDIR, "'" + path + "' is not a directory");
+    return Status::NotDirectory("'" + path + "' is not a directory");
   }
   Result<std::shared_ptr<const DirListing>> listing = view_->List(path);
   if (!listing.ok() && !listing.status().IsNotFound()) return listing.status();
   if (listing.ok() && !(*listing)->entries.empty()) {
-    return PosixError(ENOTEMPTY, "'" + path + "' is not empty");
+    return Status::NotEmpty("'" + path + "' is not empty");
   }
   Result<uint64_t> sequence = writes_.queue->EnqueueDelete(metadata_.KeyOf(path) + "/");
   inodes_.Unlink(path);
@@ -382,7 +381,7 @@ Status Filesystem::Rename(uint64_t parent, const std::string& name, uint64_t new
                           const std::string& new_name, unsigned flags) {
   STRATA_RETURN_IF_ERROR(CheckWritable());
   if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE)) {
-    return PosixError(EINVAL, "rename flags other than RENAME_NOREPLACE are not supported");
+    return Status::InvalidArgument("rename flags other than RENAME_NOREPLACE are not supported");
   }
   Result<std::string> from = ChildPath(parent, name);
   if (!from.ok()) return from.status();
@@ -410,19 +409,19 @@ Status Filesystem::Rename(uint64_t parent, const std::string& name, uint64_t new
   if (*from == *to) return Status::Ok();
   const bool is_dir = subtree;
   if (is_dir && PathWithin(*to, *from)) {
-    return PosixError(EINVAL, "cannot move '" + *from + "' into itself");
+    return Status::InvalidArgument("cannot move '" + *from + "' into itself");
   }
   Result<std::optional<EntryInfo>> target = view_->Resolve(*to);
   if (!target.ok()) return target.status();
   if (*target) {
-    if (flags & RENAME_NOREPLACE) return PosixError(EEXIST, "'" + *to + "' exists");
+    if (flags & RENAME_NOREPLACE) return Status::AlreadyExists("'" + *to + "' exists");
     const bool target_dir = (*target)->type == EntryType::kDirectory;
-    if (is_dir && !target_dir) return PosixError(ENOTDIR, "'" + *to + "' is not a directory");
-    if (!is_dir && target_dir) return PosixError(EISDIR, "'" + *to + "' is a directory");
+    if (is_dir && !target_dir) return Status::NotDirectory("'" + *to + "' is not a directory");
+    if (!is_dir && target_dir) return Status::IsDirectory("'" + *to + "' is a directory");
     if (target_dir) {
       Result<std::shared_ptr<const DirListing>> listing = view_->List(*to);
       if (!listing.ok()) return listing.status();
-      if (!(*listing)->entries.empty()) return PosixError(ENOTEMPTY, "'" + *to + "' is not empty");
+      if (!(*listing)->entries.empty()) return Status::NotEmpty("'" + *to + "' is not empty");
       Result<uint64_t> removed = writes_.queue->EnqueueDelete(metadata_.KeyOf(*to) + "/");
       if (!removed.ok()) return removed.status();
     }
@@ -481,7 +480,7 @@ Result<uint64_t> Filesystem::RenameDirectory(const std::string& from, const std:
   }
   for (const std::string& key : keys) {
     if (to_key.size() + key.size() - from_key.size() > kMaxKeyBytes) {
-      return PosixError(ENAMETOOLONG, "'" + key + "' would be too long under '" + to + "'");
+      return Status::NameTooLong("'" + key + "' would be too long under '" + to + "'");
     }
   }
   Result<uint64_t> last = uint64_t{0};

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "fs/control_names.h"
+#include "fs/posix_error.h"
 
 namespace strata {
 namespace {}  // namespace
@@ -410,42 +411,6 @@ const fuse_lowlevel_ops kOps = [] {
 }();
 
 }  // namespace
-
-int ToErrno(const Status& status) {
-  if (status.code() == "NameTooLong") return ENAMETOOLONG;
-  if (const int err = PosixErrorNumber(status); err != 0) return err;
-  switch (status.kind()) {
-    case ErrorKind::kOk:
-      return 0;
-    case ErrorKind::kNotFound:
-      return ENOENT;
-    case ErrorKind::kAccessDenied:
-      return EACCES;
-    case ErrorKind::kInvalidArgument:
-      return EINVAL;
-    case ErrorKind::kNoSpace:
-      return ENOSPC;
-    case ErrorKind::kNotSupported:
-      return ENOTSUP;
-    case ErrorKind::kAlreadyExists:
-      return EEXIST;
-    case ErrorKind::kNotEmpty:
-      return ENOTEMPTY;
-    case ErrorKind::kIsDirectory:
-      return EISDIR;
-    case ErrorKind::kNotDirectory:
-      return ENOTDIR;
-    case ErrorKind::kNameTooLong:
-      return ENAMETOOLONG;
-    case ErrorKind::kPreconditionFailed:  // the object changed under an open file
-    case ErrorKind::kTransient:           // S3 unreachable after retries
-    case ErrorKind::kIo:
-    case ErrorKind::kCorrupt:
-    case ErrorKind::kInternal:
-      return EIO;
-  }
-  return EIO;
-}
 
 Result<std::unique_ptr<FuseSession>> FuseSession::Mount(Filesystem& fs, FuseMountOptions options) {
   std::unique_ptr<FuseSession> session(new FuseSession(fs, std::move(options)));

@@ -31,9 +31,6 @@ struct FuseMountOptions {
   std::function<Status(const std::string& value)> set_fault_rate{};
 };
 
-// errno for a failed Status (ENOENT, EACCES, EIO, ...).
-int ToErrno(const Status& status);
-
 class FuseSession {
  public:
   // `fs` must outlive the session.

@@ -1,8 +1,5 @@
 #include "fs/open_write.h"
 
-#include <errno.h>
-#include <unistd.h>
-
 #include "fs/paths.h"
 
 namespace strata {
@@ -10,18 +7,7 @@ namespace strata {
 // A SourceReader over a local file (a pending upload's data, or what a commit handed over).
 SourceReader LocalSource(std::shared_ptr<Fd> fd) {
   return [fd = std::move(fd)](uint64_t offset, std::span<char> out) -> Result<size_t> {
-    size_t done = 0;
-    while (done < out.size()) {
-      const ssize_t n = ::pread(fd->get(), out.data() + done, out.size() - done,
-                                static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoStatus(errno, "read of committed data");
-      }
-      if (n == 0) break;
-      done += static_cast<size_t>(n);
-    }
-    return done;
+    return ReadFull(fd->get(), offset, out, "committed data");
   };
 }
 

@@ -8,8 +8,6 @@
 #include <cerrno>
 #include <mutex>
 
-#include "fs/posix_error.h"
-
 namespace strata {
 
 Result<std::shared_ptr<OpenWrite>> OpenWrites::GetOrMake(const std::string& path) {
@@ -18,7 +16,7 @@ Result<std::shared_ptr<OpenWrite>> OpenWrites::GetOrMake(const std::string& path
   if (!info.ok()) return info.status();
   if (!*info) return Status::NotFound("'" + path + "' does not exist");
   if ((*info)->type == EntryType::kDirectory) {
-    return PosixError(EISDIR, "'" + path + "' is a directory");
+    return Status::IsDirectory("'" + path + "' is a directory");
   }
   auto write = std::make_shared<OpenWrite>();
   {

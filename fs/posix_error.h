@@ -1,15 +1,12 @@
-// Errors with a POSIX errno of their own (EEXIST, ENOTEMPTY, ...), which the FUSE adapter returns
-// as is. The kind is kInvalidArgument; the errno travels in the remote code ("errno:17").
+// The errno a Status becomes at the POSIX boundary: by its kind alone (kNotFound -> ENOENT,
+// kAlreadyExists -> EEXIST, transient S3 trouble -> EIO, ...). The FUSE adapter answers with it;
+// tests check filesystem errors through it.
 #pragma once
-
-#include <string>
 
 #include "base/status.h"
 
 namespace strata {
 
-Status PosixError(int err, std::string message);
-// The errno of a PosixError, else 0.
-int PosixErrorNumber(const Status& status);
+int ToErrno(const Status& status);
 
 }  // namespace strata

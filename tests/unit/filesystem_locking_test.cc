@@ -10,6 +10,7 @@
 
 #include "fs/filesystem.h"
 #include "fs/path_locks.h"
+#include "fs/posix_error.h"
 #include "tests/unit/upload_queue_test_util.h"
 
 namespace strata {
@@ -122,7 +123,7 @@ TEST_F(FilesystemLockingTest, ExclusiveCreatesOfOneNameNeverBothSucceed) {
         Status st = CreateAndClose(fast, name, O_EXCL);
         if (st.ok()) {
           ++created;
-        } else if (PosixErrorNumber(st) == EEXIST) {
+        } else if (ToErrno(st) == EEXIST) {
           ++exists;
         }
       });

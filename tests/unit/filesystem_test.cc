@@ -166,7 +166,7 @@ TEST_F(FilesystemTest, SymlinkFromS3fsMetadata) {
 
 TEST_F(FilesystemTest, KeysOverTheS3LimitAreNameTooLong) {
   Result<EntryReply> dir = fs_.Lookup(InodeTable::kRootInode, std::string(256, 'x'));
-  EXPECT_EQ(dir.status().code(), "NameTooLong");
+  EXPECT_EQ(dir.status().kind(), ErrorKind::kNameTooLong);
 }
 
 TEST_F(FilesystemTest, StatsTextHasEveryCounter) {

@@ -11,6 +11,7 @@
 #include "cache/chunk_fetcher.h"
 #include "cache/memory_tier.h"
 #include "fs/filesystem.h"
+#include "fs/posix_error.h"
 #include "tests/support/memory_store.h"
 
 namespace strata {
@@ -253,10 +254,10 @@ TEST_F(FilesystemWriteTest, UnlinkPinsTheCachedChunksOfOpenReadersUntilTheyClose
 TEST_F(FilesystemWriteTest, DirectoriesAndTheirErrors) {
   Result<EntryReply> dir = fs_->MkDir(kRoot, "d", 0750, kAlice);
   ASSERT_TRUE(dir.ok());
-  EXPECT_EQ(PosixErrorNumber(fs_->MkDir(kRoot, "d", 0750, kAlice).status()), EEXIST);
+  EXPECT_EQ(ToErrno(fs_->MkDir(kRoot, "d", 0750, kAlice).status()), EEXIST);
   CreateFile(dir->ino, "f", "x");
-  EXPECT_EQ(PosixErrorNumber(fs_->RmDir(kRoot, "d")), ENOTEMPTY);
-  EXPECT_EQ(PosixErrorNumber(fs_->Unlink(kRoot, "d")), EISDIR);
+  EXPECT_EQ(ToErrno(fs_->RmDir(kRoot, "d")), ENOTEMPTY);
+  EXPECT_EQ(ToErrno(fs_->Unlink(kRoot, "d")), EISDIR);
   Upload();
   Result<ObjectInfo> marker = store_.Head("root/d/");
   ASSERT_TRUE(marker.ok());
@@ -277,8 +278,7 @@ TEST_F(FilesystemWriteTest, RenameFilesAndDirectories) {
   CreateFile(kRoot, "pending", "pending");
   ASSERT_TRUE(fs_->Rename(kRoot, "pending", kRoot, "moved", 0).ok());
   ASSERT_TRUE(fs_->Rename(kRoot, "up", kRoot, "target", 0).ok());
-  EXPECT_EQ(PosixErrorNumber(fs_->Rename(kRoot, "moved", kRoot, "target", RENAME_NOREPLACE)),
-            EEXIST);
+  EXPECT_EQ(ToErrno(fs_->Rename(kRoot, "moved", kRoot, "target", RENAME_NOREPLACE)), EEXIST);
   ASSERT_TRUE(fs_->Rename(kRoot, "tree", kRoot, "forest", 0).ok());
   EXPECT_EQ(Names(kRoot), (std::vector<std::string>{"forest", "moved", "target"}));
   Result<uint64_t> forest = InoOf(kRoot, "forest");
@@ -317,7 +317,7 @@ TEST_F(FilesystemWriteTest, SymlinkChmodAndHardLimits) {
   EXPECT_EQ(Object("root/plain"), "body");
   EXPECT_EQ(MetaOf("root/plain")["mode"], std::to_string(S_IFREG | 0600));
   const std::string long_name(256, 'n');
-  EXPECT_EQ(PosixErrorNumber(fs_->MkDir(kRoot, long_name, 0700, kAlice).status()), ENAMETOOLONG);
+  EXPECT_EQ(ToErrno(fs_->MkDir(kRoot, long_name, 0700, kAlice).status()), ENAMETOOLONG);
 }
 
 TEST_F(FilesystemWriteTest, PendingChangesSurviveARestart) {
@@ -339,8 +339,8 @@ TEST_F(FilesystemWriteTest, ReadOnlyWithoutWriteServices) {
         return std::make_unique<ReadStream>(fetcher_, v, ReadStream::Options{});
       },
       nullptr, FilesystemOptions{});
-  EXPECT_EQ(PosixErrorNumber(read_only.MkDir(kRoot, "d", 0700, kAlice).status()), EROFS);
-  EXPECT_EQ(PosixErrorNumber(read_only.Create(kRoot, "f", 0600, O_WRONLY, kAlice).status()), EROFS);
+  EXPECT_EQ(ToErrno(read_only.MkDir(kRoot, "d", 0700, kAlice).status()), EROFS);
+  EXPECT_EQ(ToErrno(read_only.Create(kRoot, "f", 0600, O_WRONLY, kAlice).status()), EROFS);
 }
 
 }  // namespace

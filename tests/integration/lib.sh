@@ -10,15 +10,16 @@
 #   stat_of, quiet_stat_of     one counter of `strata stats` of $mnt (the second without errors)
 #   unmount                    unmount $mnt of a daemonized mount and wait for it to go
 #   remove_mount_and_bucket    at exit: unmount, empty $bucket, remove $work
+#   empty_buckets              at exit: empty every bucket in the array buckets
 # For a daemon started in the foreground (its pid in $daemon, its output in $log):
 #   await_mount TRIES          wait for $mnt to be mounted, or for the daemon to exit
 #   unmount_daemon TRIES       clean unmount; wait for the daemon to exit, or kill it
 #   kill_only, kill_daemon     SIGKILL (then detach the dead mount); detach
 #   daemon_log                 the last lines of $log
 #   keep_on_failure NAME WHAT FILE...   after a failed check, keep FILEs in /tmp/strata-NAME-failed.*
-# They use the test's variables: strata and seed (the binaries), ep, bucket, mnt, work, daemon and
-# log where said.
-# shellcheck disable=SC2154  # strata, seed, bucket, mnt, work, daemon, log: set by the test
+# They use the test's variables: strata and seed (the binaries), ep, bucket, mnt, work, daemon,
+# log and buckets where said.
+# shellcheck disable=SC2154  # strata, seed, bucket, mnt, work, daemon, log, buckets: the test's
 
 passed=0 failed=0
 
@@ -61,6 +62,10 @@ remove_mount_and_bucket() {  # an EXIT trap
   unmount
   S rm "" >/dev/null 2>&1
   rm -rf "$work"
+}
+empty_buckets() {
+  local b
+  for b in "${buckets[@]}"; do bucket=$b; S rm "" >/dev/null 2>&1; done
 }
 
 daemon_log() { echo "     daemon log ($log), last lines:"; tail -n 15 "$log" | sed 's/^/     | /'; }

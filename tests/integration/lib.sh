@@ -16,7 +16,7 @@
 #   unmount_daemon TRIES       clean unmount; wait for the daemon to exit, or kill it
 #   kill_only, kill_daemon     SIGKILL (then detach the dead mount); detach
 #   daemon_log                 the last lines of $log
-#   keep_on_failure NAME WHAT FILE...   after a failed check, keep FILEs in /tmp/strata-NAME-failed.*
+#   keep_on_failure NAME WHAT FILE...  when a check failed: FILEs kept in /tmp/strata-NAME-failed.*
 # They use the test's variables: strata and seed (the binaries), ep, bucket, mnt, work, daemon,
 # log and buckets where said.
 # shellcheck disable=SC2154  # strata, seed, bucket, mnt, work, daemon, log, buckets: the test's

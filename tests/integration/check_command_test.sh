@@ -4,12 +4,13 @@
 # URL and no credentials at all. Never prints the secret. Usage: check_command_test.sh STRATA_BIN
 set -uo pipefail
 strata=$1
-[[ -n ${STRATA_TEST_ENDPOINT:-} ]] || { echo "STRATA_TEST_ENDPOINT not set: skipped"; exit 77; }
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+require
 ep=$STRATA_TEST_ENDPOINT key=$STRATA_TEST_ACCESS_KEY secret=$STRATA_TEST_SECRET_KEY
 bucket="strata-check-$$"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-failures=0 passed=0
 
 s3curl() { curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" -u "$key:$secret" \
   -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"; }
@@ -23,12 +24,11 @@ expect() {
   local out status
   out=$(env -i PATH="$PATH" HOME="$tmp" "$@" 2>&1); status=$?
   if [[ $status -ne $want_status ]] || ! grep -qF -- "$want_text" <<<"$out"; then
-    echo "FAIL $name: exit $status (want $want_status), want text: $want_text"; echo "$out" | sed 's/^/    /'
-    failures=$((failures + 1))
+    bad "$name: exit $status (want $want_status), want text: $want_text"; echo "$out" | sed 's/^/    /'
   elif grep -qF -- "$secret" <<<"$out"; then
-    echo "FAIL $name: the secret key appears in the output"; failures=$((failures + 1))
+    bad "$name: the secret key appears in the output"
   else
-    echo "ok   $name"; passed=$((passed + 1))
+    ok "$name"
   fi
 }
 
@@ -40,7 +40,7 @@ expect "listing counts files and directories" 0 "1 files, 1 directories" -- \
 expect "read-only skips the write" 0 "[ ok ] list" -- \
   env "${envkeys[@]}" "$strata" check "s3://$bucket" --endpoint "$ep" --read-only
 out=$(env "${envkeys[@]}" "$strata" check "s3://$bucket" --endpoint "$ep" --read-only)
-if grep -q write <<<"$out"; then echo "FAIL read-only ran a write"; failures=$((failures + 1)); fi
+if grep -q write <<<"$out"; then bad "read-only ran a write"; fi
 expect "wrong secret" 1 "signature mismatch: check the secret key for the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)" -- \
   env AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY=not-the-secret "$strata" check \
   "s3://$bucket" --endpoint "$ep"
@@ -75,5 +75,5 @@ expect "top-level help" 0 "check" -- "$strata" --help
 s3curl -X DELETE "$ep/$bucket/data/one.txt" >/dev/null
 s3curl -X DELETE "$ep/$bucket/data/sub/" >/dev/null
 s3curl -X DELETE "$ep/$bucket" >/dev/null
-echo "$passed passed, $failures failed"
-[[ $failures -eq 0 ]]
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]

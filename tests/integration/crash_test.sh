@@ -23,90 +23,45 @@
 # in /tmp/strata-crash-failed.*.
 set -uo pipefail
 strata=$1 seed=$2
-[[ -n ${STRATA_TEST_ENDPOINT:-} ]] || { echo "STRATA_TEST_ENDPOINT not set: skipped"; exit 77; }
-[[ -c /dev/fuse ]] || { echo "no /dev/fuse: skipped"; exit 77; }
-command -v python3 >/dev/null || { echo "no python3: skipped"; exit 77; }
-export AWS_ACCESS_KEY_ID=$STRATA_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$STRATA_TEST_SECRET_KEY
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+require fuse python3
+use_test_server
 export LC_ALL=C
-ep=$STRATA_TEST_ENDPOINT
 run_seed=${STRATA_CRASH_SEED:-$RANDOM}
 RANDOM=$run_seed
 work=$(mktemp -d /tmp/strata-crash-test.XXXXXX)
 mnt=$work/mnt writer=$work/writer.py
 mkdir -p "$mnt"
-passed=0 failed=0
 daemon=""           # pid of the running foreground daemon, started here
 mount_ep=$ep        # the endpoint the daemon talks to (the fault proxy's in one variant)
 proxy=""            # pid of the fault proxy, started here
 buckets=()          # emptied at exit
 bucket="" cache="" journal="" log=""  # of the current variant
 
-is_mounted() { grep -qs " $1 fuse" /proc/mounts; }
-S() { "$seed" --endpoint "$ep" --bucket "$bucket" "$@"; }
-ok() { echo "ok   $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1"; failed=$((failed + 1)); }
-check() {  # check NAME COMMAND...
-  local name=$1; shift
-  if "$@"; then ok "$name"; else bad "$name"; fi
-}
-stat_of() { "$strata" stats "$mnt" | awk -v k="$1" '$1 == k { print $2 }'; }
 set_fault_rate() { python3 "$writer" fault "$mnt" "$1"; }  # the xattr setfattr would set
-daemon_log() { echo "     daemon log ($log), last lines:"; tail -n 15 "$log" | sed 's/^/     | /'; }
 
 start_daemon() {  # start_daemon MOUNT_OPTION...: the daemon in the foreground, in the background
   # Debug logging (flushed line by line) keeps the daemon's view of each operation for a failure.
   "$strata" --log-level debug mount "s3://$bucket" "$mnt" --endpoint "$mount_ep" --cache-dir "$cache" \
     --attr-ttl 1 --drain-timeout 10 -f "$@" >>"$log" 2>&1 &
   daemon=$!
-  for _ in $(seq 300); do
-    is_mounted "$mnt" && return 0
-    kill -0 "$daemon" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "     the mount did not come up"
-  daemon_log
-  return 1
-}
-detach() {  # lazily unmounts the (dead) mount
-  is_mounted "$mnt" || return 0
-  umount -l "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
-  for _ in $(seq 100); do is_mounted "$mnt" || return 0; sleep 0.05; done
-  echo "     cannot detach $mnt" >&2
-  return 1
-}
-kill_only() {  # SIGKILL; the dead mount stays attached (its users get ENOTCONN)
-  kill -9 "$daemon" 2>/dev/null
-  wait "$daemon" 2>/dev/null
-  daemon=""
-}
-kill_daemon() {  # SIGKILL, then the mount is dead: detach it
-  kill_only
-  detach
+  await_mount 300
 }
 stop_daemon() {  # clean unmount; the daemon drains (bounded by --drain-timeout) and exits
   [[ -n $daemon ]] || return 0
-  umount "$mnt" 2>/dev/null || fusermount3 -u "$mnt" 2>/dev/null
-  for _ in $(seq 300); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.05; done
-  if kill -0 "$daemon" 2>/dev/null; then
-    echo "     the daemon did not exit after the unmount: killed"
-    kill_daemon
-    return 1
-  fi
+  unmount_daemon 300 || return 1
   wait "$daemon" 2>/dev/null
   daemon=""
   detach
 }
 cleanup() {
-  [[ -n $daemon ]] && { kill -9 "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null; }
+  [[ -n $daemon ]] && kill_only
   [[ -n $proxy ]] && { kill -TERM "$proxy" 2>/dev/null; wait "$proxy" 2>/dev/null; }
   detach
-  for b in "${buckets[@]}"; do bucket=$b; S rm "" >/dev/null 2>&1; done
-  if [[ $failed -gt 0 ]]; then  # what a failure needs to be understood; not the data
-    local kept
-    kept=$(mktemp -d /tmp/strata-crash-failed.XXXXXX)
-    cp "$work"/journal-* "$work"/daemon-*.log "$work"/writer.err "$work"/proxy.log "$kept"/ 2>/dev/null
-    echo "journals and daemon logs kept in $kept"
-  fi
+  empty_buckets
+  keep_on_failure crash "journals and daemon logs" \
+    "$work"/journal-* "$work"/daemon-*.log "$work"/writer.err "$work"/proxy.log  # not the data
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -16,12 +16,11 @@
 # /tmp/strata-fault-failed.*.
 set -uo pipefail
 strata=$1 seed=$2
-[[ -n ${STRATA_TEST_ENDPOINT:-} ]] || { echo "STRATA_TEST_ENDPOINT not set: skipped"; exit 77; }
-[[ -c /dev/fuse ]] || { echo "no /dev/fuse: skipped"; exit 77; }
-command -v python3 >/dev/null || { echo "no python3: skipped"; exit 77; }
-export AWS_ACCESS_KEY_ID=$STRATA_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$STRATA_TEST_SECRET_KEY
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+require fuse python3
+use_test_server
 export LC_ALL=C
-ep=$STRATA_TEST_ENDPOINT
 upstream=${ep#*://}
 upstream=${upstream%%/*}
 fault_proxy=$(cd "$(dirname "$0")" && pwd)/fault_proxy.py
@@ -29,23 +28,12 @@ run_seed=${STRATA_FAULT_SEED:-$RANDOM}
 work=$(mktemp -d /tmp/strata-fault-test.XXXXXX)
 mnt=$work/mnt
 mkdir -p "$mnt"
-passed=0 failed=0
 daemon=""           # pid of the running foreground daemon, started here
 proxy="" pport=""   # pid and port of the running fault proxy, started here
 buckets=()          # emptied at exit
 bucket="" cache="" log=""  # of the current case
 
-is_mounted() { grep -qs " $1 fuse" /proc/mounts; }
-S() { "$seed" --endpoint "$ep" --bucket "$bucket" "$@"; }  # the real endpoint, no faults
-ok() { echo "ok   $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1"; failed=$((failed + 1)); }
-check() {  # check NAME COMMAND...
-  local name=$1; shift
-  if "$@"; then ok "$name"; else bad "$name"; fi
-}
-stat_of() { "$strata" stats "$mnt" 2>/dev/null | awk -v k="$1" '$1 == k { print $2 }'; }
 said() { [[ -s $1 ]] && printf ': %s' "$(head -c 200 "$1" | tr '\n' ' ')"; }  # said ERR_FILE
-daemon_log() { echo "     daemon log ($log), last lines:"; tail -n 15 "$log" | sed 's/^/     | /'; }
 
 start_proxy() {  # start_proxy OPTION...: a fault proxy in front of the endpoint; sets pport
   rm -f "$work/proxy.port"
@@ -80,39 +68,14 @@ start_daemon() {  # start_daemon MOUNT_OPTION...: the daemon in the foreground, 
   "$strata" mount "s3://$bucket" "$mnt" --endpoint "http://127.0.0.1:$pport" --cache-dir "$cache" \
     --drain-timeout 10 -f "$@" >>"$log" 2>&1 &
   daemon=$!
-  for _ in $(seq 600); do
-    is_mounted "$mnt" && return 0
-    kill -0 "$daemon" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "     the mount did not come up"
-  daemon_log
+  await_mount 600 && return 0
   if kill -0 "$daemon" 2>/dev/null; then kill_daemon; else wait "$daemon" 2>/dev/null; daemon=""; fi
   return 1
-}
-detach() {  # lazily unmounts a dead mount
-  is_mounted "$mnt" || return 0
-  umount -l "$mnt" 2>/dev/null || fusermount3 -uz "$mnt" 2>/dev/null
-  for _ in $(seq 100); do is_mounted "$mnt" || return 0; sleep 0.05; done
-  echo "     cannot detach $mnt" >&2
-  return 1
-}
-kill_daemon() {
-  kill -9 "$daemon" 2>/dev/null
-  wait "$daemon" 2>/dev/null
-  daemon=""
-  detach
 }
 stop_daemon() {  # clean unmount: the daemon drains (at most --drain-timeout) and exits with 0
   [[ -n $daemon ]] || return 0
   local rc
-  umount "$mnt" 2>/dev/null || fusermount3 -u "$mnt" 2>/dev/null
-  for _ in $(seq 400); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.05; done
-  if kill -0 "$daemon" 2>/dev/null; then
-    echo "     the daemon did not exit after the unmount: killed"
-    kill_daemon
-    return 1
-  fi
+  unmount_daemon 400 || return 1
   wait "$daemon"; rc=$?
   daemon=""
   detach
@@ -120,16 +83,12 @@ stop_daemon() {  # clean unmount: the daemon drains (at most --drain-timeout) an
   [[ $rc -eq 0 ]]
 }
 cleanup() {
-  [[ -n $daemon ]] && { kill -9 "$daemon" 2>/dev/null; wait "$daemon" 2>/dev/null; }
+  [[ -n $daemon ]] && kill_only
   detach
   stop_proxy
-  for b in "${buckets[@]}"; do bucket=$b; S rm "" >/dev/null 2>&1; done
-  if [[ $failed -gt 0 ]]; then  # what a failure needs to be understood; not the data
-    local kept
-    kept=$(mktemp -d /tmp/strata-fault-failed.XXXXXX)
-    cp "$work"/daemon-*.log "$work"/proxy.log "$work"/proxy.err "$kept"/ 2>/dev/null
-    echo "daemon logs and the proxy's fault log kept in $kept"
-  fi
+  empty_buckets
+  keep_on_failure fault "daemon logs and the proxy's fault log" \
+    "$work"/daemon-*.log "$work"/proxy.log "$work"/proxy.err  # not the data
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -142,11 +101,11 @@ new_case() {  # new_case LABEL: a fresh bucket, cache directory and daemon log
 wait_drained() {  # wait_drained [SECONDS]: until queue_depth is 0
   local depth="" start=$SECONDS
   for _ in $(seq $((${1:-60} * 10))); do
-    depth=$(stat_of queue_depth)
+    depth=$(quiet_stat_of queue_depth)
     [[ $depth == 0 ]] && { echo "     drained in $((SECONDS - start)) s"; return 0; }
     sleep 0.1
   done
-  echo "     queue_depth still ${depth:-unknown}, $(stat_of queue_dead_letters) dead letters; pending:"
+  echo "     queue_depth still ${depth:-unknown}, $(quiet_stat_of queue_dead_letters) dead letters; pending:"
   "$strata" queue "$mnt" 2>&1 | head -n 6 | sed 's/^/     | /'
   return 1
 }
@@ -200,12 +159,12 @@ if start_proxy --rate 0 --fail-key poison && start_daemon --attr-ttl 1; then
   # after 20 s without one more upload done.
   t1=$SECONDS last=-1 since=$SECONDS done_n=0
   while ((SECONDS - t1 < 90 && SECONDS - since < 20)); do
-    done_n=$(stat_of queue_uploads_done)
+    done_n=$(quiet_stat_of queue_uploads_done)
     ((${done_n:-0} >= 201)) && break
     [[ ${done_n:-0} != "$last" ]] && { last=${done_n:-0}; since=$SECONDS; }
     sleep 0.2
   done
-  echo "     $done_n uploads done after $((SECONDS - t1)) s; queue_depth $(stat_of queue_depth)"
+  echo "     $done_n uploads done after $((SECONDS - t1)) s; queue_depth $(quiet_stat_of queue_depth)"
   check "the 200 other files reach S3 while the poison keys fail (uploads done: $done_n)" \
     test "${done_n:-0}" -ge 201
   S ls "" | grep -v -e poison -e '/$' | sort >"$work/keys"
@@ -326,7 +285,7 @@ def create(i):
 with concurrent.futures.ThreadPoolExecutor(8) as pool:
     list(pool.map(create, range(2000)))
 ' "$mnt"
-  echo "     created in $((SECONDS - t1)) s; queue_depth $(stat_of queue_depth)"
+  echo "     created in $((SECONDS - t1)) s; queue_depth $(quiet_stat_of queue_depth)"
   "$strata" queue "$mnt" >"$work/queue.out" 2>"$work/queue.err"; rc=$?
   lines=$(wc -l <"$work/queue.out")
   check "strata queue exits 0 (exit $rc$(said "$work/queue.err"))" test "$rc" -eq 0

@@ -7,45 +7,21 @@
 # Usage: mount_test.sh STRATA_BIN SEED_BIN   (skips with 77 without a test server or /dev/fuse)
 set -uo pipefail
 strata=$1 seed=$2
-[[ -n ${STRATA_TEST_ENDPOINT:-} ]] || { echo "STRATA_TEST_ENDPOINT not set: skipped"; exit 77; }
-[[ -c /dev/fuse ]] || { echo "no /dev/fuse: skipped"; exit 77; }
-export AWS_ACCESS_KEY_ID=$STRATA_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$STRATA_TEST_SECRET_KEY
-ep=$STRATA_TEST_ENDPOINT
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+require fuse
+use_test_server
 bucket="strata-mount-$$"
 big_mb=${STRATA_TEST_BIG_MB:-1024}
 work=$(mktemp -d /tmp/strata-mount-test.XXXXXX)
 mnt=$work/mnt cache=$work/cache src=$work/src
 mkdir -p "$mnt" "$src"
-passed=0 failed=0
-
-S() { "$seed" --endpoint "$ep" --bucket "$bucket" "$@"; }
-is_mounted() { grep -qs " $1 fuse" /proc/mounts; }
-unmount() {
-  is_mounted "$mnt" || return 0
-  umount "$mnt" 2>/dev/null || fusermount3 -u "$mnt" 2>/dev/null
-  for _ in $(seq 100); do is_mounted "$mnt" || return 0; sleep 0.1; done
-  echo "cannot unmount $mnt" >&2
-  return 1
-}
-cleanup() {
-  unmount
-  S rm "" >/dev/null 2>&1
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap remove_mount_and_bucket EXIT
 ttl=1  # short, so that another client's change shows quickly
 mount_strata() {  # daemonizes once the mount is live; read-only (the write path has its own test)
   "$strata" mount "s3://$bucket" "$mnt" --endpoint "$ep" --cache-dir "$cache" --attr-ttl "$ttl" \
     --read-only "$@"
 }
-stat_of() { "$strata" stats "$mnt" | awk -v k="$1" '$1 == k { print $2 }'; }
-ok() { echo "ok   $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1"; failed=$((failed + 1)); }
-check() {  # check NAME COMMAND...
-  local name=$1; shift
-  if "$@"; then ok "$name"; else bad "$name"; fi
-}
-same_file() { cmp -s "$1" "$2"; }
 
 echo "== seeding s3://$bucket"
 S mb || exit 1

@@ -9,42 +9,20 @@
 # Usage: write_test.sh STRATA_BIN SEED_BIN   (skips with 77 without a test server or /dev/fuse)
 set -uo pipefail
 strata=$1 seed=$2
-[[ -n ${STRATA_TEST_ENDPOINT:-} ]] || { echo "STRATA_TEST_ENDPOINT not set: skipped"; exit 77; }
-[[ -c /dev/fuse ]] || { echo "no /dev/fuse: skipped"; exit 77; }
-export AWS_ACCESS_KEY_ID=$STRATA_TEST_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$STRATA_TEST_SECRET_KEY
-ep=$STRATA_TEST_ENDPOINT
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+require fuse
+use_test_server
 bucket="strata-write-$$"
 work=$(mktemp -d /tmp/strata-write-test.XXXXXX)
 chmod 0711 "$work"  # another user (uid 1234) writes into the mount below it
 mnt=$work/mnt cache=$work/cache src=$work/src
 mkdir -p "$mnt" "$src"
-passed=0 failed=0
-
-S() { "$seed" --endpoint "$ep" --bucket "$bucket" "$@"; }
-is_mounted() { grep -qs " $1 fuse" /proc/mounts; }
-unmount() {
-  is_mounted "$mnt" || return 0
-  umount "$mnt" 2>/dev/null || fusermount3 -u "$mnt" 2>/dev/null
-  for _ in $(seq 100); do is_mounted "$mnt" || return 0; sleep 0.1; done
-  echo "cannot unmount $mnt" >&2
-  return 1
-}
-cleanup() {
-  unmount
-  S rm "" >/dev/null 2>&1
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap remove_mount_and_bucket EXIT
 # shellcheck disable=SC2120  # called with --read-only through check
 mount_strata() {  # read-write unless given --read-only; daemonizes once the mount is live
   "$strata" mount "s3://$bucket" "$mnt" --endpoint "$ep" --cache-dir "$cache" --attr-ttl 1 \
     --allow-other "$@"
-}
-ok() { echo "ok   $1"; passed=$((passed + 1)); }
-bad() { echo "FAIL $1"; failed=$((failed + 1)); }
-check() {  # check NAME COMMAND...
-  local name=$1; shift
-  if "$@"; then ok "$name"; else bad "$name"; fi
 }
 expect_fail() {  # expect_fail NAME TEXT -- COMMAND...: COMMAND fails and says TEXT
   local name=$1 text=$2; shift 3
@@ -56,8 +34,6 @@ expect_fail() {  # expect_fail NAME TEXT -- COMMAND...: COMMAND fails and says T
     bad "$name (exit $status): $out"
   fi
 }
-same_file() { cmp -s "$1" "$2"; }
-queue_depth() { "$strata" stats "$mnt" 2>/dev/null | awk '$1 == "queue_depth" { print $2 }'; }
 queue_stuck=0
 wait_uploaded() {  # until `strata stats` shows queue_depth 0; 60 s at most (10 once stuck)
   local limit=60 depth=""
@@ -65,7 +41,7 @@ wait_uploaded() {  # until `strata stats` shows queue_depth 0; 60 s at most (10 
   local deadline=$((SECONDS + limit))
   sleep 0.2  # the kernel sends RELEASE after close(2) returns: let the last one arrive
   while ((SECONDS < deadline)); do
-    depth=$(queue_depth)
+    depth=$(quiet_stat_of queue_depth)
     [[ $depth == 0 ]] && return 0
     sleep 0.2
   done

@@ -19,12 +19,6 @@
 namespace strata {
 namespace {
 
-EntryInfo DirectoryInfo() {
-  EntryInfo info;
-  info.type = EntryType::kDirectory;
-  return info;
-}
-
 TimePoint Now() { return std::chrono::system_clock::now(); }
 
 }  // namespace
@@ -486,7 +480,7 @@ Result<uint64_t> Filesystem::RenameDirectory(const std::string& from, const std:
   Result<uint64_t> last = uint64_t{0};
   if (keys.find(from_key) == keys.end()) {
     // An implicit directory: give the new name a marker so that it exists even when empty.
-    EntryInfo info = DirectoryInfo();
+    EntryInfo info = DirectoryEntry();
     info.mtime = Now();
     last = writer_->PutSmall(to_key, "", info);
     if (!last.ok()) return last.status();

@@ -10,12 +10,6 @@
 namespace strata {
 namespace {
 
-EntryInfo DirectoryInfo() {
-  EntryInfo info;
-  info.type = EntryType::kDirectory;
-  return info;
-}
-
 TimePoint Now() { return std::chrono::system_clock::now(); }
 
 }  // namespace
@@ -48,7 +42,7 @@ Result<std::optional<EntryInfo>> MergedView::InfoFromPending(const PendingState&
 }
 
 Result<std::optional<EntryInfo>> MergedView::Resolve(const std::string& path) {
-  if (path.empty()) return std::optional<EntryInfo>(DirectoryInfo());
+  if (path.empty()) return std::optional<EntryInfo>(DirectoryEntry());
   if (std::shared_ptr<OpenWrite> write = writes_.Find(path)) {
     if (std::optional<EntryInfo> info = write->Current()) return info;
   }
@@ -67,7 +61,7 @@ Result<std::optional<EntryInfo>> MergedView::Resolve(const std::string& path) {
   }
   const PendingState marker = queue_->Pending(key + "/");
   if (marker.kind == PendingState::Kind::kPut) {
-    EntryInfo info = DirectoryInfo();
+    EntryInfo info = DirectoryEntry();
     ApplyPosixMetadata(marker.put.options.metadata, info);
     info.type = EntryType::kDirectory;
     return std::optional<EntryInfo>(info);
@@ -77,7 +71,7 @@ Result<std::optional<EntryInfo>> MergedView::Resolve(const std::string& path) {
   bool deletes_under = false;
   for (const auto& [child, state] : queue_->PendingUnder(key + "/")) {
     if (state.kind == PendingState::Kind::kPut || state.kind == PendingState::Kind::kCopy) {
-      return std::optional<EntryInfo>(DirectoryInfo());  // implied by a pending child
+      return std::optional<EntryInfo>(DirectoryEntry());  // implied by a pending child
     }
     if (state.kind == PendingState::Kind::kDeleted) deletes_under = true;
   }
@@ -130,7 +124,7 @@ Result<std::shared_ptr<const DirListing>> MergedView::List(const std::string& di
       if (!ValidFileName(name)) continue;
       if (live) {
         EntryInfo& entry = merged->entries[name];
-        if (entry.type != EntryType::kDirectory) entry = DirectoryInfo();
+        if (entry.type != EntryType::kDirectory) entry = DirectoryEntry();
         if (slash + 1 == rest.size()) ApplyPosixMetadata(state.put.options.metadata, entry);
         entry.type = EntryType::kDirectory;
       } else if (state.kind == PendingState::Kind::kDeleted) {

@@ -22,13 +22,6 @@ EntryInfo FileFromObject(const ObjectInfo& object) {
   return info;
 }
 
-EntryInfo Directory(TimePoint mtime = {}) {
-  EntryInfo info;
-  info.type = EntryType::kDirectory;
-  info.mtime = mtime;
-  return info;
-}
-
 }  // namespace
 
 bool ValidFileName(std::string_view name) {
@@ -271,7 +264,7 @@ Result<std::optional<EntryInfo>> MetadataCache::FetchEntry(const std::string& pa
     Result<ListPage> page = store_.List(options);
     if (!page.ok()) return page.status();
     for (const std::string& prefix : page->common_prefixes) {
-      if (prefix == dir_prefix) return std::optional<EntryInfo>(Directory());
+      if (prefix == dir_prefix) return std::optional<EntryInfo>(DirectoryEntry());
     }
     bool past = false;
     for (const ObjectInfo& object : page->objects) {
@@ -322,10 +315,10 @@ Result<std::shared_ptr<const DirListing>> MetadataCache::FetchListing(const std:
         skipped.push_back(common);
         continue;
       }
-      auto [it, inserted] = listing->entries.emplace(name, Directory());
+      auto [it, inserted] = listing->entries.emplace(name, DirectoryEntry());
       if (!inserted && it->second.type != EntryType::kDirectory) {
         spdlog::warn("'{}' is both a file and a directory; showing the directory", common);
-        it->second = Directory();
+        it->second = DirectoryEntry();
       }
     }
     if (!page->truncated) break;

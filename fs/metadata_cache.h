@@ -40,6 +40,14 @@ struct EntryInfo {
   std::optional<gid_t> gid{};
 };
 
+// A directory's entry (modified at `mtime`; none: implicit, shown with the mount's time).
+inline EntryInfo DirectoryEntry(TimePoint mtime = {}) {
+  EntryInfo info;
+  info.type = EntryType::kDirectory;
+  info.mtime = mtime;
+  return info;
+}
+
 // A snapshot of one directory's entries, sorted by name.
 struct DirListing {
   std::map<std::string, EntryInfo> entries;

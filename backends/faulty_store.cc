@@ -47,7 +47,7 @@ FaultyStore::FaultyStore(ObjectStore& inner, uint64_t seed) : inner_(inner), rng
 
 void FaultyStore::FailNthCall(uint64_t nth, InjectedFault fault, uint64_t times) {
   assert(nth >= 1 && !fault.status.ok());
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Rule rule;
   rule.fault = std::move(fault);
   rule.first = nth;
@@ -57,7 +57,7 @@ void FaultyStore::FailNthCall(uint64_t nth, InjectedFault fault, uint64_t times)
 
 void FaultyStore::FailFraction(double fraction, InjectedFault fault) {
   assert(!fault.status.ok());
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Rule rule;
   rule.fault = std::move(fault);
   rule.fraction = std::clamp(fraction, 0.0, 1.0);
@@ -67,40 +67,40 @@ void FaultyStore::FailFraction(double fraction, InjectedFault fault) {
 void FaultyStore::FailAll(InjectedFault fault) { FailFraction(1.0, std::move(fault)); }
 
 void FaultyStore::CutBodies(BodyCut cut) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   cut_ = cut;
 }
 
 void FaultyStore::Clear() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   rules_.clear();
   cut_.reset();
 }
 
 uint64_t FaultyStore::faults_injected() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return faults_injected_;
 }
 
 uint64_t FaultyStore::bodies_cut() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return bodies_cut_;
 }
 
 uint64_t FaultyStore::calls() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   uint64_t total = 0;
   for (uint64_t n : calls_) total += n;
   return total;
 }
 
 uint64_t FaultyStore::calls(StoreOp op) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return calls_[static_cast<size_t>(op)];
 }
 
 std::optional<InjectedFault> FaultyStore::Decide(StoreOp op, std::string_view key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++calls_[static_cast<size_t>(op)];
   std::optional<InjectedFault> chosen;
   // Every matching rule counts the call and draws, even when an earlier rule already chose to
@@ -142,7 +142,7 @@ Result<ObjectInfo> FaultyStore::Head(std::string_view key) {
 
 std::optional<uint64_t> FaultyStore::CutLength(uint64_t size) {
   if (size == 0) return std::nullopt;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (!cut_ || cut_->times == 0) return std::nullopt;
   uint64_t keep = cut_->keep_bytes
                       ? *cut_->keep_bytes

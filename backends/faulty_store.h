@@ -23,7 +23,6 @@
 #include <array>
 #include <cstdint>
 #include <limits>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <span>
@@ -32,6 +31,7 @@
 #include <vector>
 
 #include "backends/object_store.h"
+#include "base/mutex.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
 
@@ -155,7 +155,7 @@ class FaultyStore final : public ObjectStore {
   auto Run(StoreOp op, std::string_view key, Call&& call) -> decltype(call());
 
   ObjectStore& inner_;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::vector<Rule> rules_ GUARDED_BY(mu_);
   std::optional<BodyCut> cut_ GUARDED_BY(mu_);
   std::mt19937_64 rng_ GUARDED_BY(mu_);

@@ -14,6 +14,7 @@
 
 #include "backends/s3_outcome.h"
 #include "backends/s3_protocol.h"
+#include "base/mutex.h"
 #include "base/thread_annotations.h"
 
 namespace strata {
@@ -53,7 +54,7 @@ class S3Store::HandlePool {
   // Returns an idle handle or a new one; nullptr only when curl cannot allocate.
   CURL* Acquire() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (!idle_.empty()) {
         CURL* handle = idle_.back();
         idle_.pop_back();
@@ -64,7 +65,7 @@ class S3Store::HandlePool {
   }
 
   void Release(CURL* handle) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     idle_.push_back(handle);
   }
 
@@ -94,7 +95,7 @@ class S3Store::HandlePool {
   };
 
  private:
-  std::mutex mu_;
+  Mutex mu_;
   std::vector<CURL*> idle_ GUARDED_BY(mu_);
 };
 

@@ -3,8 +3,8 @@
 #pragma once
 
 #include <chrono>
-#include <mutex>
 
+#include "base/mutex.h"
 #include "base/thread_annotations.h"
 
 namespace strata {
@@ -44,7 +44,7 @@ class FakeClock final : public Clock {
   Duration total_slept();
 
  private:
-  std::mutex mu_;
+  Mutex mu_;
   MonoTime now_ GUARDED_BY(mu_){};
   WallTime wall_ GUARDED_BY(mu_){std::chrono::system_clock::now()};
   Duration slept_ GUARDED_BY(mu_){0};

@@ -28,7 +28,7 @@ struct ChunkFetcher::Flight {
   uint64_t reserved = 0;   // read-ahead budget bytes held until completion
   size_t waiters = 0;      // readers that joined
   std::optional<Result<ChunkData>> result;
-  std::condition_variable done;  // waits on ChunkFetcher::mu_
+  CondVar done;  // waits on ChunkFetcher::mu_
 };
 
 namespace {
@@ -60,7 +60,7 @@ ChunkFetcher::ChunkFetcher(ObjectStore& store, std::vector<ChunkTier*> tiers, Op
 
 ChunkFetcher::~ChunkFetcher() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
     for (Task& task : queue_) {
       std::shared_ptr<Flight> flight = task.flight.lock();
@@ -72,8 +72,8 @@ ChunkFetcher::~ChunkFetcher() {
     }
     queue_.clear();
   }
-  work_cv_.notify_all();
-  idle_cv_.notify_all();
+  work_cv_.NotifyAll();
+  idle_cv_.NotifyAll();
   for (std::thread& worker : workers_) worker.join();
 }
 
@@ -118,13 +118,14 @@ Result<ChunkData> ChunkFetcher::GetChunk(const ObjectVersion& object, uint64_t i
   for (int attempt = 1; !flight; ++attempt) {
     const uint64_t completions_seen = completions.load(std::memory_order_acquire);
     if (std::optional<TierHit> hit = LookUpTiers(key, length)) return std::move(hit->data);
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     auto found = flights_.find(id);
     if (found != flights_.end() && found->second->state == Flight::State::kRunning) {
       std::shared_ptr<Flight> joined = found->second;
       ++joined->waiters;
       stats_.coalesced_requests.fetch_add(1, std::memory_order_relaxed);
-      joined->done.wait(lock, [&] { return joined->state == Flight::State::kDone; });
+      joined->done.Wait(lock,
+                        [&]() REQUIRES(mu_) { return joined->state == Flight::State::kDone; });
       return *joined->result;
     }
     // A flight for this chunk may have completed (and filled the tiers) since the lookup began,
@@ -163,7 +164,7 @@ uint64_t ChunkFetcher::Prefetch(const ObjectVersion& object, uint64_t first, uin
   uint64_t covered = first;
   bool queued = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_ || workers_.empty()) return first;
     for (uint64_t index = first; index < end; ++index) {
       const std::string& id = ids[index - first];
@@ -182,17 +183,19 @@ uint64_t ChunkFetcher::Prefetch(const ObjectVersion& object, uint64_t first, uin
       covered = index + 1;
     }
   }
-  if (queued) work_cv_.notify_all();
+  if (queued) work_cv_.NotifyAll();
   return covered;
 }
 
 void ChunkFetcher::WaitIdle() {
-  std::unique_lock lock(mu_);
-  idle_cv_.wait(lock, [&] { return stopping_ || (queue_.empty() && running_readahead_ == 0); });
+  MutexLock lock(mu_);
+  idle_cv_.Wait(lock, [&]() REQUIRES(mu_) {
+    return stopping_ || (queue_.empty() && running_readahead_ == 0);
+  });
 }
 
 uint64_t ChunkFetcher::readahead_bytes_in_use() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return readahead_reserved_;
 }
 
@@ -201,8 +204,8 @@ void ChunkFetcher::WorkerLoop() {
     Task task;
     std::shared_ptr<Flight> flight;
     {
-      std::unique_lock lock(mu_);
-      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      MutexLock lock(mu_);
+      work_cv_.Wait(lock, [&]() REQUIRES(mu_) { return stopping_ || !queue_.empty(); });
       if (stopping_) return;
       task = std::move(queue_.front());
       queue_.pop_front();
@@ -216,16 +219,16 @@ void ChunkFetcher::WorkerLoop() {
         flights_.erase(flight->id);
       }
       if (!flight || flight->state != Flight::State::kQueued) {
-        if (queue_.empty() && running_readahead_ == 0) idle_cv_.notify_all();
+        if (queue_.empty() && running_readahead_ == 0) idle_cv_.NotifyAll();
         continue;
       }
       flight->state = Flight::State::kRunning;
       ++running_readahead_;
     }
     RunReadAhead(flight, task);
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     --running_readahead_;
-    if (queue_.empty() && running_readahead_ == 0) idle_cv_.notify_all();
+    if (queue_.empty() && running_readahead_ == 0) idle_cv_.NotifyAll();
   }
 }
 
@@ -304,7 +307,7 @@ void ChunkFetcher::Complete(const std::shared_ptr<Flight>& flight, const ChunkKe
   const bool store_bytes = result.ok() && source == Source::kStore;
   if (store_bytes && !tiers_.empty()) PutIntoTier(*tiers_.front(), key, *result);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     flight->result = result;
     flight->state = Flight::State::kDone;
     auto found = flights_.find(flight->id);
@@ -321,14 +324,14 @@ void ChunkFetcher::Complete(const std::shared_ptr<Flight>& flight, const ChunkKe
         }
       }
     }
-    flight->done.notify_all();
+    flight->done.NotifyAll();
   }
   if (!store_bytes) return;
   for (size_t tier = 1; tier < tiers_.size(); ++tier) PutIntoTier(*tiers_[tier], key, *result);
 }
 
 std::optional<ChunkData> ChunkFetcher::TakeUnread(const std::string& id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto found = unread_.find(id);
   if (found == unread_.end()) return std::nullopt;
   ChunkData data = found->second.data.lock();

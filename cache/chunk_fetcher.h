@@ -30,13 +30,11 @@
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -44,6 +42,7 @@
 #include <vector>
 
 #include "backends/object_store.h"
+#include "base/mutex.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
 #include "cache/cache_stats.h"
@@ -166,9 +165,9 @@ class ChunkFetcher {
   // have just completed and put it into a tier, so it looks again.
   std::array<std::atomic<uint64_t>, 256> completions_{};
 
-  mutable std::mutex mu_;
-  std::condition_variable work_cv_;  // tasks queued or stopping_
-  std::condition_variable idle_cv_;  // read-ahead finished
+  mutable Mutex mu_;
+  CondVar work_cv_;  // tasks queued or stopping_
+  CondVar idle_cv_;  // read-ahead finished
   bool stopping_ GUARDED_BY(mu_) = false;
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights_ GUARDED_BY(mu_);  // by id
   std::deque<Task> queue_ GUARDED_BY(mu_);

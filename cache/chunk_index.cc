@@ -39,7 +39,7 @@ Result<std::unique_ptr<ChunkIndex>> ChunkIndex::Open(const std::string& path) {
                                                              .what = "chunk index",
                                                              .rebuildable = true}));
   std::unique_ptr<ChunkIndex> index(new ChunkIndex(std::move(db)));
-  std::lock_guard lock(index->mu_);
+  MutexLock lock(index->mu_);
   STRATA_RETURN_IF_ERROR(index->Prepare());
   return index;
 }
@@ -61,7 +61,7 @@ Status ChunkIndex::Prepare() {
 }
 
 Result<std::vector<ChunkIndex::Row>> ChunkIndex::LoadAll() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   static constexpr const char* kSql =
       "SELECT id, bucket, object_key, etag, chunk_size, idx, size, checksum, last_access"
       " FROM chunks ORDER BY last_access, id";
@@ -87,8 +87,9 @@ Result<std::vector<ChunkIndex::Row>> ChunkIndex::LoadAll() {
 
 Status ChunkIndex::Insert(const std::vector<Row>& rows) {
   if (rows.empty()) return Status::Ok();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return db_.InTransaction([&]() -> Status {
+    mu_.AssertHeld();  // the body runs inside InTransaction, under `lock`
     for (const Row& row : rows) {
       sqlite3_bind_text(insert_, 1, row.id.data(), static_cast<int>(row.id.size()), SQLITE_STATIC);
       BindBlob(insert_, 2, row.key.bucket);
@@ -107,8 +108,9 @@ Status ChunkIndex::Insert(const std::vector<Row>& rows) {
 
 Status ChunkIndex::Remove(const std::vector<std::string>& ids) {
   if (ids.empty()) return Status::Ok();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return db_.InTransaction([&]() -> Status {
+    mu_.AssertHeld();  // the body runs inside InTransaction, under `lock`
     for (const std::string& id : ids) {
       sqlite3_bind_text(remove_, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
       STRATA_RETURN_IF_ERROR(StepDone(db_.get(), remove_, "remove chunk row"));
@@ -119,8 +121,9 @@ Status ChunkIndex::Remove(const std::vector<std::string>& ids) {
 
 Status ChunkIndex::UpdateAccess(const std::vector<std::pair<std::string, int64_t>>& ticks) {
   if (ticks.empty()) return Status::Ok();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return db_.InTransaction([&]() -> Status {
+    mu_.AssertHeld();  // the body runs inside InTransaction, under `lock`
     for (const auto& [id, tick] : ticks) {
       sqlite3_bind_text(touch_, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
       sqlite3_bind_int64(touch_, 2, tick);
@@ -131,7 +134,7 @@ Status ChunkIndex::UpdateAccess(const std::vector<std::pair<std::string, int64_t
 }
 
 uint64_t ChunkIndex::write_transactions() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return db_.commits();
 }
 

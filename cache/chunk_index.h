@@ -13,11 +13,11 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
 #include "cache/chunk_key.h"
@@ -65,7 +65,7 @@ class ChunkIndex {
 
   Status Prepare() REQUIRES(mu_);
 
-  std::mutex mu_;
+  Mutex mu_;
   sqlite::Database db_ GUARDED_BY(mu_);  // declared first: closed after the statements
   sqlite::Statement insert_ GUARDED_BY(mu_);
   sqlite::Statement remove_ GUARDED_BY(mu_);

@@ -74,11 +74,11 @@ Result<std::unique_ptr<DiskTier>> DiskTier::Open(DiskTierOptions options, CacheS
   if (::mkdir(tier->chunks_dir_.c_str(), 0700) != 0 && errno != EEXIST) {
     return ErrnoStatus(errno, "mkdir " + tier->chunks_dir_);
   }
-  std::unique_lock gate(tier->gate_);
+  WriterMutexLock gate(tier->gate_);
   STRATA_RETURN_IF_ERROR(tier->OpenIndex());
   STRATA_RETURN_IF_ERROR(tier->Recover());
   tier->EvictOverLimit();  // the limit may have shrunk since the last run
-  gate.unlock();
+  gate.Unlock();
   return tier;
 }
 
@@ -90,14 +90,14 @@ DiskTier::DiskTier(DiskTierOptions options, CacheStats& stats, DirLock dir_lock)
       dir_lock_(std::move(dir_lock)),
       index_path_(options_.root + "/index.db"),
       chunks_dir_(options_.root + "/chunks") {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   opened_at_ = clock_->Now();
   next_flush_ = opened_at_ + options_.access_flush_interval;
 }
 
 DiskTier::~DiskTier() {
   {
-    std::unique_lock gate(gate_);
+    WriterMutexLock gate(gate_);
     Status st = FlushPending();
     if (!st.ok()) spdlog::warn("disk cache {}: {}", options_.root, st.ToString());
     index_.reset();
@@ -241,7 +241,7 @@ Status DiskTier::Recover() {
   });
   uint64_t used = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     entries_.clear();
     lru_.clear();
     pending_access_.clear();
@@ -274,7 +274,7 @@ Status DiskTier::Recover() {
 void DiskTier::EvictOverLimit() {
   std::vector<std::string> victims;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (used_ + reserved_ <= options_.max_bytes) return;
     // Evicts what it can even when pins keep the tier over the limit.
     PickVictimsLocked(used_ + reserved_ - options_.max_bytes, &victims);
@@ -285,11 +285,11 @@ void DiskTier::EvictOverLimit() {
 }
 
 Result<std::optional<ChunkData>> DiskTier::Get(const ChunkKey& key) {
-  std::shared_lock gate(gate_);
+  ReaderMutexLock gate(gate_);
   const std::string id = key.Id();
   std::optional<uint64_t> generation;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = entries_.find(id);
     if (it != entries_.end()) {
       TouchLocked(id, it->second);
@@ -332,7 +332,7 @@ Result<std::optional<ChunkData>> DiskTier::Get(const ChunkKey& key) {
 
 Status DiskTier::Put(const ChunkKey& key, const ChunkData& data) {
   if (data == nullptr) return Status::InvalidArgument("disk cache: Put without data");
-  std::shared_lock gate(gate_);
+  ReaderMutexLock gate(gate_);
   const std::string id = key.Id();
   const uint64_t size = data->size();
   const uint64_t free =
@@ -341,7 +341,7 @@ Status DiskTier::Put(const ChunkKey& key, const ChunkData& data) {
   ChunkIndex::Row row;
   bool stored_already = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = entries_.find(id);
     if (it != entries_.end()) {
       // Chunks are immutable: the entry with this id already holds these bytes.
@@ -396,7 +396,7 @@ Status DiskTier::Put(const ChunkKey& key, const ChunkData& data) {
     st = checksum.status();
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     busy_.erase(id);
     reserved_ -= size;
     if (st.ok()) {
@@ -420,41 +420,41 @@ Status DiskTier::Put(const ChunkKey& key, const ChunkData& data) {
 }
 
 Status DiskTier::Erase(const ChunkKey& key) {
-  std::shared_lock gate(gate_);
+  ReaderMutexLock gate(gate_);
   Remove({key.Id()}, std::nullopt);
   return Status::Ok();
 }
 
 void DiskTier::Pin(const std::string& bucket, const std::string& object_key) {
   const uint64_t hash = ObjectHash(bucket, object_key);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++pins_[hash];
 }
 
 void DiskTier::Unpin(const std::string& bucket, const std::string& object_key) {
   const uint64_t hash = ObjectHash(bucket, object_key);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = pins_.find(hash);
   if (it != pins_.end() && --it->second <= 0) pins_.erase(it);
 }
 
 Status DiskTier::FlushAccessTimes() {
-  std::shared_lock gate(gate_);
+  ReaderMutexLock gate(gate_);
   return FlushPending();
 }
 
 uint64_t DiskTier::used_bytes() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return used_;
 }
 
 uint64_t DiskTier::chunk_count() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return entries_.size();
 }
 
 uint64_t DiskTier::index_transactions() {
-  std::shared_lock gate(gate_);
+  ReaderMutexLock gate(gate_);
   return index_->write_transactions();
 }
 
@@ -512,7 +512,7 @@ void DiskTier::RemoveDetached(const std::vector<std::string>& ids) {
                    ids.size(), st.ToString());
     }
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const std::string& id : ids) busy_.erase(id);
 }
 
@@ -520,7 +520,7 @@ std::vector<std::string> DiskTier::Remove(const std::vector<std::string>& ids,
                                           std::optional<uint64_t> generation) {
   std::vector<std::string> taken;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     taken = DetachLocked(ids, generation);
   }
   RemoveDetached(taken);
@@ -529,7 +529,7 @@ std::vector<std::string> DiskTier::Remove(const std::vector<std::string>& ids,
 
 void DiskTier::MaybeFlush() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (clock_->Now() < next_flush_) return;
   }
   Status st = FlushPending();
@@ -539,7 +539,7 @@ void DiskTier::MaybeFlush() {
 Status DiskTier::FlushPending() {
   std::vector<std::pair<std::string, int64_t>> batch;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     next_flush_ = clock_->Now() + options_.access_flush_interval;
     batch.assign(pending_access_.begin(), pending_access_.end());
     pending_access_.clear();

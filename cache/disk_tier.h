@@ -43,15 +43,14 @@
 #include <functional>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "base/clock.h"
+#include "base/mutex.h"
 #include "base/posix_file.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
@@ -132,7 +131,7 @@ class DiskTier final : public ChunkTier {
   // row are verified and re-indexed as the oldest; rows' files only have their size checked.
   Status Recover() REQUIRES(gate_);
   // Evicts unpinned LRU chunks until used_bytes() <= max_bytes. REQUIRES: gate_ held.
-  void EvictOverLimit() EXCLUDES(mu_);
+  void EvictOverLimit() REQUIRES_SHARED(gate_) EXCLUDES(mu_);
 
   int64_t NextTickLocked() REQUIRES(mu_);
   void TouchLocked(const std::string& id, Entry& entry) REQUIRES(mu_);
@@ -146,13 +145,14 @@ class DiskTier final : public ChunkTier {
   // The methods below do I/O. REQUIRES: gate_ held (shared or exclusive), mu_ not held.
   //
   // Deletes the rows and files of detached ids, then clears their busy marks.
-  void RemoveDetached(const std::vector<std::string>& ids) EXCLUDES(mu_);
+  void RemoveDetached(const std::vector<std::string>& ids) REQUIRES_SHARED(gate_) EXCLUDES(mu_);
   // Detaches and removes in one go. Returns the ids removed.
   std::vector<std::string> Remove(const std::vector<std::string>& ids,
-                                  std::optional<uint64_t> generation) EXCLUDES(mu_);
+                                  std::optional<uint64_t> generation) REQUIRES_SHARED(gate_)
+      EXCLUDES(mu_);
   // Flushes access times when the interval has elapsed.
-  void MaybeFlush() EXCLUDES(mu_);
-  Status FlushPending() EXCLUDES(mu_);
+  void MaybeFlush() REQUIRES_SHARED(gate_) EXCLUDES(mu_);
+  Status FlushPending() REQUIRES_SHARED(gate_) EXCLUDES(mu_);
 
   const DiskTierOptions options_;
   CacheStats& stats_;
@@ -163,10 +163,10 @@ class DiskTier final : public ChunkTier {
   const std::string chunks_dir_;
 
   // Lock order: gate_, then mu_.
-  std::shared_mutex gate_;
+  SharedMutex gate_;
   std::unique_ptr<ChunkIndex> index_ GUARDED_BY(gate_);  // null only while Open fails
 
-  std::mutex mu_;
+  Mutex mu_;
   std::unordered_map<std::string, Entry> entries_ GUARDED_BY(mu_);
   std::list<const std::string*> lru_ GUARDED_BY(mu_);  // front: least recently used
   std::unordered_set<std::string> busy_ GUARDED_BY(mu_);

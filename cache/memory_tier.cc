@@ -4,11 +4,11 @@
 #include <functional>
 #include <iterator>
 #include <list>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
 
+#include "base/mutex.h"
 #include "base/thread_annotations.h"
 
 namespace strata {
@@ -22,7 +22,7 @@ class MemoryTier::Shard {
       : budget_(budget), protected_budget_(protected_budget) {}
 
   std::optional<ChunkData> Get(const std::string& id) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto found = index_.find(id);
     if (found == index_.end()) return std::nullopt;
     EntryList::iterator entry = found->second;
@@ -51,7 +51,7 @@ class MemoryTier::Shard {
   // of chunks evicted.
   uint64_t Put(const std::string& id, const ChunkData& data, std::vector<ChunkData>& dropped) {
     const uint64_t size = data->size();
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto found = index_.find(id);
     if (found != index_.end()) {
       EntryList::iterator entry = found->second;
@@ -77,12 +77,12 @@ class MemoryTier::Shard {
   }
 
   uint64_t used_bytes() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return probation_bytes_ + protected_bytes_;
   }
 
   size_t chunk_count() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return index_.size();
   }
 
@@ -109,7 +109,7 @@ class MemoryTier::Shard {
 
   const uint64_t budget_;
   const uint64_t protected_budget_;
-  mutable std::mutex mu_;  // a leaf: nothing else is locked while it is held
+  mutable Mutex mu_;  // a leaf: nothing else is locked while it is held
   EntryList probation_ GUARDED_BY(mu_);
   EntryList protected_ GUARDED_BY(mu_);
   std::unordered_map<std::string, EntryList::iterator> index_ GUARDED_BY(mu_);

@@ -103,7 +103,7 @@ Result<std::unique_ptr<QueueDb>> QueueDb::Open(const std::string& path) {
                                                              .what = "upload queue",
                                                              .rebuildable = false}));
   std::unique_ptr<QueueDb> queue_db(new QueueDb(std::move(db)));
-  std::lock_guard lock(queue_db->mu_);
+  MutexLock lock(queue_db->mu_);
   STRATA_RETURN_IF_ERROR(queue_db->Prepare());
   return queue_db;
 }
@@ -142,7 +142,7 @@ Status QueueDb::Prepare() {
 }
 
 Result<QueueDb::Contents> QueueDb::Load() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   Contents contents;
   STRATA_ASSIGN_OR_RETURN(
       const int64_t next,
@@ -247,8 +247,9 @@ Status QueueDb::RemoveRow(uint64_t seq) {
 
 Status QueueDb::Apply(const Batch& batch) {
   if (batch.inserts.empty() && batch.removes.empty() && batch.next_seq == 0) return Status::Ok();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return db_.InTransaction([&]() -> Status {
+    mu_.AssertHeld();  // the body runs inside InTransaction, under `lock`
     for (uint64_t seq : batch.removes) STRATA_RETURN_IF_ERROR(RemoveRow(seq));
     for (const QueueRecord& record : batch.inserts) STRATA_RETURN_IF_ERROR(InsertRow(record));
     if (batch.next_seq != 0) {
@@ -261,8 +262,9 @@ Status QueueDb::Apply(const Batch& batch) {
 
 Status QueueDb::SetOutcome(uint64_t seq, QueueState state, uint32_t attempts, const Status& error) {
   const std::string message = error.ToString();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return db_.InTransaction([&]() -> Status {
+    mu_.AssertHeld();  // the body runs inside InTransaction, under `lock`
     BindInt(set_outcome_, 1, seq);
     sqlite3_bind_int64(set_outcome_, 2, static_cast<int>(state));
     sqlite3_bind_int64(set_outcome_, 3, attempts);
@@ -274,8 +276,9 @@ Status QueueDb::SetOutcome(uint64_t seq, QueueState state, uint32_t attempts, co
 
 Status QueueDb::Requeue(const std::vector<uint64_t>& seqs) {
   if (seqs.empty()) return Status::Ok();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return db_.InTransaction([&]() -> Status {
+    mu_.AssertHeld();  // the body runs inside InTransaction, under `lock`
     for (uint64_t seq : seqs) {
       BindInt(requeue_, 1, seq);
       STRATA_RETURN_IF_ERROR(StepDone(db_.get(), requeue_, "requeue queue entry"));
@@ -285,8 +288,9 @@ Status QueueDb::Requeue(const std::vector<uint64_t>& seqs) {
 }
 
 Status QueueDb::SetUpload(uint64_t seq, const std::string& upload_id, uint64_t part_size) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return db_.InTransaction([&]() -> Status {
+    mu_.AssertHeld();  // the body runs inside InTransaction, under `lock`
     BindInt(remove_parts_, 1, seq);
     STRATA_RETURN_IF_ERROR(StepDone(db_.get(), remove_parts_, "forget queue parts"));
     BindInt(set_upload_, 1, seq);
@@ -297,8 +301,9 @@ Status QueueDb::SetUpload(uint64_t seq, const std::string& upload_id, uint64_t p
 }
 
 Status QueueDb::AddPart(uint64_t seq, const PartInfo& part) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return db_.InTransaction([&]() -> Status {
+    mu_.AssertHeld();  // the body runs inside InTransaction, under `lock`
     BindInt(add_part_, 1, seq);
     sqlite3_bind_int64(add_part_, 2, part.part_number);
     BindText(add_part_, 3, part.etag);
@@ -308,7 +313,7 @@ Status QueueDb::AddPart(uint64_t seq, const PartInfo& part) {
 }
 
 uint64_t QueueDb::commits() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return db_.commits();
 }
 

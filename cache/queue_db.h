@@ -18,11 +18,11 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "backends/object_store.h"
+#include "base/mutex.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
 #include "cache/queue_record.h"
@@ -79,7 +79,7 @@ class QueueDb {
   Status InsertRow(const QueueRecord& record) REQUIRES(mu_);
   Status RemoveRow(uint64_t seq) REQUIRES(mu_);
 
-  std::mutex mu_;
+  Mutex mu_;
   sqlite::Database db_ GUARDED_BY(mu_);  // declared first: closed after the statements
   sqlite::Statement insert_ GUARDED_BY(mu_);
   sqlite::Statement remove_entry_ GUARDED_BY(mu_);

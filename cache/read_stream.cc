@@ -19,12 +19,12 @@ ReadStream::ReadStream(ChunkFetcher& fetcher, ObjectVersion object, Options opti
       cancel_(std::make_shared<std::atomic<bool>>(false)) {}
 
 ReadStream::~ReadStream() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   cancel_->store(true, std::memory_order_relaxed);
 }
 
 uint64_t ReadStream::readahead_window_chunks() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return window_;
 }
 
@@ -66,7 +66,7 @@ Result<std::vector<ReadStream::Slice>> ReadStream::ReadSlices(uint64_t offset, u
 
 ReadStream::ReadAheadPlan ReadStream::Advance(uint64_t offset, uint64_t end) {
   const uint64_t last_chunk = (end - 1) / fetcher_.chunk_size();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const bool sequential =
       has_read_ && offset + slack_ >= next_offset_ && offset <= next_offset_ + slack_;
   has_read_ = true;
@@ -97,7 +97,7 @@ ReadStream::ReadAheadPlan ReadStream::Advance(uint64_t offset, uint64_t end) {
 }
 
 void ReadStream::Settle(const ReadAheadPlan& plan, uint64_t covered) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   // Only when nothing moved the window meanwhile (another read or a jump).
   if (cancel_ == plan.cancel && requested_until_ == plan.first + plan.count &&
       covered < requested_until_) {
@@ -107,7 +107,7 @@ void ReadStream::Settle(const ReadAheadPlan& plan, uint64_t covered) {
 
 Result<ChunkData> ReadStream::Chunk(uint64_t index) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (const RecentChunk& recent : recent_) {
       if (recent.index != index) continue;
       if (ChunkData data = recent.data.lock()) return data;
@@ -115,7 +115,7 @@ Result<ChunkData> ReadStream::Chunk(uint64_t index) {
   }
   Result<ChunkData> chunk = fetcher_.GetChunk(object_, index);
   if (!chunk.ok()) return chunk;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto same = std::find_if(recent_.begin(), recent_.end(),
                            [&](const RecentChunk& recent) { return recent.index == index; });
   RecentChunk& slot = same != recent_.end() ? *same : recent_[next_recent_++ % recent_.size()];

@@ -24,11 +24,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
 #include "cache/chunk_fetcher.h"
@@ -98,7 +98,7 @@ class ReadStream {
   const uint64_t initial_window_;
   const uint64_t slack_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   bool has_read_ GUARDED_BY(mu_) = false;
   uint64_t next_offset_ GUARDED_BY(mu_) = 0;      // furthest end of the sequential run
   uint64_t current_chunk_ GUARDED_BY(mu_) = 0;    // furthest chunk the run reached

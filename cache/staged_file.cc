@@ -57,7 +57,7 @@ StagedFile::StagedFile(std::shared_ptr<StagingArea> area, std::string path, int 
       fetch_blocks_(std::max<uint64_t>(
           1, (area_->options().max_fetch_bytes + block_size_ - 1) / block_size_)),
       fd_(fd) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   size_ = size;
   reserved_ = size;
   source_end_ = size;
@@ -66,7 +66,7 @@ StagedFile::StagedFile(std::shared_ptr<StagingArea> area, std::string path, int 
 StagedFile::~StagedFile() {
   uint64_t reserved = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (detached_) return;
     reserved = reserved_;
   }
@@ -96,22 +96,22 @@ Result<int> StagedFile::CreateLocalFile(const std::string& path, uint64_t size) 
 }
 
 uint64_t StagedFile::size() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return size_;
 }
 
 bool StagedFile::dirty() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return write_generation_ != synced_generation_;
 }
 
 bool StagedFile::complete() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return present_.Missing(0, SourceBlocksLocked()).empty();
 }
 
 bool StagedFile::detached() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return detached_;
 }
 
@@ -124,9 +124,8 @@ Status StagedFile::CheckAttachedLocked() const {
   return Status::Ok();
 }
 
-void StagedFile::WaitUnclaimedLocked(std::unique_lock<std::mutex>& lock, uint64_t first,
-                                     uint64_t end) {
-  cv_.wait(lock, [&] { return !claimed_.Intersects(first, end); });
+void StagedFile::WaitUnclaimedLocked(MutexLock& lock, uint64_t first, uint64_t end) {
+  cv_.Wait(lock, [&]() REQUIRES(mu_) { return !claimed_.Intersects(first, end); });
 }
 
 std::vector<StagedFile::Range> StagedFile::ClaimAbsentLocked(uint64_t first, uint64_t end) {
@@ -138,14 +137,14 @@ std::vector<StagedFile::Range> StagedFile::ClaimAbsentLocked(uint64_t first, uin
 
 void StagedFile::Settle(const std::vector<Range>& claims, bool filled, bool written) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (const Range& run : claims) {
       claimed_.Erase(run.begin, run.end);
       if (filled) present_.Insert(run.begin, run.end);
     }
     if (written) ++write_generation_;
   }
-  if (!claims.empty()) cv_.notify_all();
+  if (!claims.empty()) cv_.NotifyAll();
 }
 
 Status StagedFile::ReadSource(uint64_t offset, std::span<char> out) {
@@ -205,12 +204,12 @@ Status StagedFile::FillAround(uint64_t block, uint64_t offset, uint64_t end, uin
 }
 
 Result<size_t> StagedFile::Read(uint64_t offset, std::span<char> out) {
-  std::shared_lock gate(gate_);
+  ReaderMutexLock gate(gate_);
   size_t count = 0;
   std::vector<Range> claims;
   uint64_t source_end = 0;
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     STRATA_RETURN_IF_ERROR(CheckAttachedLocked());
     if (offset >= size_ || out.empty()) return size_t{0};
     count = static_cast<size_t>(std::min<uint64_t>(out.size(), size_ - offset));
@@ -234,26 +233,26 @@ Status StagedFile::Write(uint64_t offset, std::span<const char> data) {
     return Status::InvalidArgument("staging: write past the largest offset");
   }
   const uint64_t end = offset + data.size();
-  std::shared_lock gate(gate_);
+  ReaderMutexLock gate(gate_);
   uint64_t old_size = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     STRATA_RETURN_IF_ERROR(CheckAttachedLocked());
     old_size = size_;
   }
   if (data.empty()) return Status::Ok();
   if (end <= old_size) return WriteRange(offset, data);
 
-  std::lock_guard grow(grow_mu_);
+  MutexLock grow(grow_mu_);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     old_size = size_;  // another extending write may have finished meanwhile
   }
   if (end <= old_size) return WriteRange(offset, data);
   STRATA_RETURN_IF_ERROR(Grow(old_size, end));
   Status st = WriteRange(offset, data);
   if (st.ok()) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     size_ = end;
     return st;
   }
@@ -270,7 +269,7 @@ Status StagedFile::WriteRange(uint64_t offset, std::span<const char> data) {
   std::vector<Range> claims;
   uint64_t source_end = 0;
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     WaitUnclaimedLocked(lock, first, last + 1);
     claims = ClaimAbsentLocked(first, last + 1);
     source_end = source_end_;
@@ -289,10 +288,10 @@ Status StagedFile::WriteRange(uint64_t offset, std::span<const char> data) {
 }
 
 Status StagedFile::Truncate(uint64_t new_size) {
-  std::unique_lock gate(gate_);
+  WriterMutexLock gate(gate_);
   uint64_t old_size = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     STRATA_RETURN_IF_ERROR(CheckAttachedLocked());
     old_size = size_;
   }
@@ -302,7 +301,7 @@ Status StagedFile::Truncate(uint64_t new_size) {
   } else {
     STRATA_RETURN_IF_ERROR(Shrink(new_size));
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   size_ = new_size;
   if (new_size < source_end_) {
     source_end_ = new_size;
@@ -316,7 +315,7 @@ Status StagedFile::Truncate(uint64_t new_size) {
 Status StagedFile::Grow(uint64_t old_size, uint64_t new_size) {
   uint64_t reserved = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     reserved = reserved_;
   }
   const uint64_t more = new_size > reserved ? new_size - reserved : 0;
@@ -324,7 +323,7 @@ Status StagedFile::Grow(uint64_t old_size, uint64_t new_size) {
   Status st = GrowLocalFile(fd_, path_, old_size, new_size);
   area_->EndGrowth(more, st.ok());
   if (st.ok()) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     reserved_ = std::max(reserved_, new_size);
   }
   return st;
@@ -336,7 +335,7 @@ Status StagedFile::Shrink(uint64_t new_size) {
   }
   uint64_t released = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (reserved_ > new_size) {
       released = reserved_ - new_size;
       reserved_ = new_size;
@@ -347,9 +346,9 @@ Status StagedFile::Shrink(uint64_t new_size) {
 }
 
 Status StagedFile::Complete() {
-  std::shared_lock gate(gate_);
+  ReaderMutexLock gate(gate_);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     STRATA_RETURN_IF_ERROR(CheckAttachedLocked());
   }
   return CompleteHeld();
@@ -360,7 +359,7 @@ Status StagedFile::CompleteHeld() {
     std::vector<Range> claim;
     uint64_t source_end = 0;
     {
-      std::unique_lock lock(mu_);
+      MutexLock lock(mu_);
       for (;;) {
         const std::vector<Range> absent = present_.Missing(0, SourceBlocksLocked());
         if (absent.empty()) return Status::Ok();
@@ -379,7 +378,7 @@ Status StagedFile::CompleteHeld() {
           claim.push_back(*run);
           break;
         }
-        cv_.wait(lock);
+        cv_.Wait(lock);
       }
       source_end = source_end_;
     }
@@ -390,9 +389,9 @@ Status StagedFile::CompleteHeld() {
 }
 
 Status StagedFile::Sync() {
-  std::shared_lock gate(gate_);
+  ReaderMutexLock gate(gate_);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     STRATA_RETURN_IF_ERROR(CheckAttachedLocked());
   }
   return SyncHeld();
@@ -401,36 +400,36 @@ Status StagedFile::Sync() {
 Status StagedFile::SyncHeld() {
   uint64_t generation = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     generation = write_generation_;  // what returned before now is in the file
   }
   STRATA_RETURN_IF_ERROR(CompleteHeld());
   if (::fsync(fd_) != 0) return ErrnoStatus(errno, "fsync " + path_);
   bool dir_synced = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     dir_synced = dir_synced_;
   }
   if (!dir_synced) {
     STRATA_RETURN_IF_ERROR(FsyncDir(dir_));
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     dir_synced_ = true;
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   synced_generation_ = std::max(synced_generation_, generation);
   return Status::Ok();
 }
 
 Status StagedFile::Detach(bool durable) {
-  std::unique_lock gate(gate_);
+  WriterMutexLock gate(gate_);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     STRATA_RETURN_IF_ERROR(CheckAttachedLocked());
   }
   STRATA_RETURN_IF_ERROR(durable ? SyncHeld() : CompleteHeld());
   uint64_t reserved = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     detached_ = true;
     reserved = reserved_;
     reserved_ = 0;

@@ -42,17 +42,15 @@
 // them present or gives them back; any other call touching them waits on cv_.
 #pragma once
 
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
 #include "cache/interval_set.h"
@@ -128,8 +126,7 @@ class StagedFile {
   uint64_t SourceBlocksLocked() const REQUIRES(mu_);  // blocks that may be absent
   Status CheckAttachedLocked() const REQUIRES(mu_);
   // Waits until no block in [first, end) is claimed by another call.
-  void WaitUnclaimedLocked(std::unique_lock<std::mutex>& lock, uint64_t first, uint64_t end)
-      REQUIRES(mu_);
+  void WaitUnclaimedLocked(MutexLock& lock, uint64_t first, uint64_t end) REQUIRES(mu_);
   // Claims the absent blocks of [first, end). REQUIRES: none of them is claimed.
   std::vector<Range> ClaimAbsentLocked(uint64_t first, uint64_t end) REQUIRES(mu_);
   // Releases claims: marks them present (`filled`) or gives them back as absent. With
@@ -139,21 +136,22 @@ class StagedFile {
   // The methods below do I/O. REQUIRES: gate_ held (either way), mu_ not held.
   //
   // Reads source bytes [offset, offset + out.size()), all of them.
-  Status ReadSource(uint64_t offset, std::span<char> out);
+  Status ReadSource(uint64_t offset, std::span<char> out) REQUIRES_SHARED(gate_);
   // Copies the source bytes of claimed block runs (cut at source_end) into the local file.
-  Status Fill(const std::vector<Range>& runs, uint64_t source_end);
+  Status Fill(const std::vector<Range>& runs, uint64_t source_end) REQUIRES_SHARED(gate_);
   // Copies the source bytes of claimed `block` that a write of [offset, end) does not cover.
-  Status FillAround(uint64_t block, uint64_t offset, uint64_t end, uint64_t source_end);
+  Status FillAround(uint64_t block, uint64_t offset, uint64_t end, uint64_t source_end)
+      REQUIRES_SHARED(gate_);
   // Claims, fills and writes one Write's range. REQUIRES: [offset, end) within the local file.
-  Status WriteRange(uint64_t offset, std::span<const char> data);
-  Status CompleteHeld();
-  Status SyncHeld();
+  Status WriteRange(uint64_t offset, std::span<const char> data) REQUIRES_SHARED(gate_);
+  Status CompleteHeld() REQUIRES_SHARED(gate_);
+  Status SyncHeld() REQUIRES_SHARED(gate_);
   // Reserves and allocates the local file up to new_size (size_ unchanged).
   // REQUIRES: grow_mu_ or gate_ exclusively held.
-  Status Grow(uint64_t old_size, uint64_t new_size);
+  Status Grow(uint64_t old_size, uint64_t new_size) REQUIRES_SHARED(gate_);
   // Cuts the local file to new_size and gives back the bytes past it (size_ unchanged).
   // REQUIRES: grow_mu_ or gate_ exclusively held.
-  Status Shrink(uint64_t new_size);
+  Status Shrink(uint64_t new_size) REQUIRES_SHARED(gate_);
 
   const std::shared_ptr<StagingArea> area_;
   const std::string path_;
@@ -163,12 +161,12 @@ class StagedFile {
   const uint64_t fetch_blocks_;  // blocks per source call when filling runs
 
   // Lock order: gate_, grow_mu_, mu_.
-  std::shared_mutex gate_;
+  SharedMutex gate_;
   int fd_ GUARDED_BY(gate_) = -1;  // closed (-1) by Detach
-  std::mutex grow_mu_;
+  Mutex grow_mu_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;  // claims settled
+  mutable Mutex mu_;
+  CondVar cv_;  // claims settled
   uint64_t size_ GUARDED_BY(mu_) = 0;
   // Bytes this file has reserved in the area: size_, except after a failed rollback of growth
   // left the local file longer.

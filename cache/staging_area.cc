@@ -87,7 +87,7 @@ Result<std::shared_ptr<StagedFile>> StagingArea::Create(const std::string& name_
   EndGrowth(initial_size, fd.ok());
   if (!fd.ok()) return fd.status();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++files_;
   }
   return std::shared_ptr<StagedFile>(
@@ -95,12 +95,12 @@ Result<std::shared_ptr<StagedFile>> StagingArea::Create(const std::string& name_
 }
 
 uint64_t StagingArea::used_bytes() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return used_;
 }
 
 uint64_t StagingArea::file_count() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return files_;
 }
 
@@ -112,7 +112,7 @@ uint64_t StagingArea::FreeSpace() const {
 std::string StagingArea::NewFilePath(const std::string& name_hint) {
   uint64_t number = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     number = next_file_number_++;
   }
   return options_.dir + "/" + std::to_string(number) + "-" + FileSafe(name_hint) +
@@ -123,7 +123,7 @@ Status StagingArea::BeginGrowth(uint64_t bytes) {
   if (bytes == 0) return Status::Ok();
   const bool check_free = options_.min_free_bytes > 0;
   const uint64_t free = check_free ? FreeSpace() : 0;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (SaturatingAdd(used_, bytes) > options_.max_bytes) {
     return Status::NoSpace("staging: " + std::to_string(bytes) + " more bytes would exceed " +
                            std::to_string(options_.max_bytes) + " (" + std::to_string(used_) +
@@ -145,13 +145,13 @@ Status StagingArea::BeginGrowth(uint64_t bytes) {
 
 void StagingArea::EndGrowth(uint64_t bytes, bool kept) {
   if (bytes == 0) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   pending_ -= bytes;
   if (!kept) used_ -= bytes;
 }
 
 void StagingArea::Release(uint64_t bytes, bool file_gone) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   used_ -= bytes;
   if (file_gone) --files_;
 }

@@ -39,9 +39,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "base/mutex.h"
 #include "base/posix_file.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
@@ -115,7 +115,7 @@ class StagingArea : public std::enable_shared_from_this<StagingArea> {
   const StagingOptions options_;
   const DirLock dir_lock_;  // held for the lifetime of this object
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   uint64_t used_ GUARDED_BY(mu_) = 0;     // bytes in use, including growths in progress
   uint64_t pending_ GUARDED_BY(mu_) = 0;  // of which reserved and not allocated on disk yet
   uint64_t files_ GUARDED_BY(mu_) = 0;

@@ -60,11 +60,11 @@ UploadQueue::UploadQueue(ObjectStore& store, UploadQueueOptions options,
 
 UploadQueue::~UploadQueue() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
-  work_cv_.notify_all();
-  changed_cv_.notify_all();
+  work_cv_.NotifyAll();
+  changed_cv_.NotifyAll();
   for (std::thread& worker : workers_) worker.join();
 }
 
@@ -103,7 +103,7 @@ Status UploadQueue::Replay(std::set<std::string>* upload_ids) {
   }
   const uint64_t removed = dir_->RemoveUnreferenced(referenced);
   const size_t count = records.size();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   schedule_.Load(std::move(records), contents.next_seq);
   // Every name of an earlier run is either referenced or was just removed, and any run that
   // kept a file committed a larger next_seq than this one starts from: names cannot collide.
@@ -140,12 +140,12 @@ void UploadQueue::AbortOrphanUploads(const std::set<std::string>& ours) {
       }
     }
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   orphans_aborted_ += aborted;
 }
 
 void UploadQueue::Start() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (started_ || stopping_) return;
   started_ = true;
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
@@ -157,7 +157,7 @@ Result<uint64_t> UploadQueue::EnqueuePut(std::string key, std::string staged_pat
   STRATA_RETURN_IF_ERROR(QueueDir::CheckStaged(staged_path, size));
   std::string name;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     name = file_prefix_ + std::to_string(file_counter_++);
   }
   Status adopted = dir_->Adopt(staged_path, name);
@@ -173,10 +173,10 @@ Result<uint64_t> UploadQueue::EnqueuePut(std::string key, std::string staged_pat
   put.options = std::move(options);
   put.enqueued_unix_ms = UnixMs();
 
-  std::lock_guard enqueue(enqueue_mu_);
+  MutexLock enqueue(enqueue_mu_);
   QueueSchedule::Plan plan;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     plan = schedule_.PlanPut(std::move(put));
   }
   Result<uint64_t> ticket = CommitPlan(plan);
@@ -192,10 +192,10 @@ Result<uint64_t> UploadQueue::EnqueuePut(std::string key, std::string staged_pat
 
 Result<uint64_t> UploadQueue::EnqueueDelete(std::string key) {
   STRATA_RETURN_IF_ERROR(ValidateKey(key));
-  std::lock_guard enqueue(enqueue_mu_);
+  MutexLock enqueue(enqueue_mu_);
   QueueSchedule::Plan plan;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     plan = schedule_.PlanDelete(key, UnixMs());
   }
   return CommitPlan(plan);
@@ -204,10 +204,10 @@ Result<uint64_t> UploadQueue::EnqueueDelete(std::string key) {
 Result<uint64_t> UploadQueue::EnqueueRename(std::string from, std::string to) {
   STRATA_RETURN_IF_ERROR(ValidateKey(from));
   STRATA_RETURN_IF_ERROR(ValidateKey(to));
-  std::lock_guard enqueue(enqueue_mu_);
+  MutexLock enqueue(enqueue_mu_);
   Result<QueueSchedule::Plan> plan = Status::Internal("unset");
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     plan = schedule_.PlanRename(from, to, UnixMs());
   }
   if (!plan.ok()) return plan.status();
@@ -222,7 +222,7 @@ Result<uint64_t> UploadQueue::CommitPlan(const QueueSchedule::Plan& plan) {
   Status st = db_->Apply(batch);
   QueueSchedule::Released released;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!st.ok()) {
       schedule_.Abandon(plan);
     } else {
@@ -231,8 +231,8 @@ Result<uint64_t> UploadQueue::CommitPlan(const QueueSchedule::Plan& plan) {
       to_abort_.insert(to_abort_.end(), released.uploads.begin(), released.uploads.end());
     }
   }
-  work_cv_.notify_all();
-  changed_cv_.notify_all();
+  work_cv_.NotifyAll();
+  changed_cv_.NotifyAll();
   if (!st.ok()) return st;
   CleanUp(released);
   return plan.ticket;
@@ -255,20 +255,20 @@ int64_t UploadQueue::UnixMs() {
 void UploadQueue::WorkerLoop() {
   // At most workers - 1 (and at least one) workers run entries that failed before.
   const int retry_slots = std::max(1, options_.workers - 1);
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   while (true) {
     if (stopping_) return;
-    if (schedule_.Wake(MonoMs()) > 1) work_cv_.notify_all();
+    if (schedule_.Wake(MonoMs()) > 1) work_cv_.NotifyAll();
     if (!to_abort_.empty()) {
       const MultipartUpload upload = std::move(to_abort_.back());
       to_abort_.pop_back();
-      lock.unlock();
+      lock.Unlock();
       Status st = store_.AbortMultipartUpload(upload.key, upload.upload_id);
       if (!st.ok() && !st.IsNotFound()) {
         spdlog::warn("upload queue {}: cannot abort dropped multipart upload {} of '{}': {}",
                      dir_->root(), upload.upload_id, upload.key, st.ToString());
       }
-      lock.lock();
+      lock.Lock();
       continue;
     }
     const bool retries = retries_running_ < retry_slots;
@@ -277,9 +277,9 @@ void UploadQueue::WorkerLoop() {
       bool retry = false;
       QueueRecord record = schedule_.TakeReady(retries, &run_id, &retry);
       if (retry) ++retries_running_;
-      lock.unlock();
+      lock.Unlock();
       RunClaimed(std::move(record), run_id);
-      lock.lock();
+      lock.Lock();
       if (retry) --retries_running_;
       continue;
     }
@@ -288,17 +288,17 @@ void UploadQueue::WorkerLoop() {
       // This worker keeps time for the parked entries, on the injected clock.
       timer_running_ = true;
       const int64_t wait = std::clamp<int64_t>(*wake - MonoMs(), 0, kSleepSliceMs);
-      lock.unlock();
+      lock.Unlock();
       if (wait > 0) clock_->SleepFor(std::chrono::milliseconds(wait));
-      lock.lock();
+      lock.Lock();
       timer_running_ = false;
       continue;
     }
     if (wake) {
       // Another worker keeps time; look again soon in case it got busy with an upload.
-      work_cv_.wait_for(lock, std::chrono::milliseconds(kSleepSliceMs));
+      work_cv_.WaitFor(lock, std::chrono::milliseconds(kSleepSliceMs));
     } else {
-      work_cv_.wait(lock);
+      work_cv_.Wait(lock);
     }
   }
 }
@@ -308,13 +308,13 @@ void UploadQueue::RunClaimed(QueueRecord record, uint64_t run_id) {
   QueueRunner::Hooks hooks;
   hooks.should_stop = [this] { return stopping_.load(); };
   hooks.on_progress = [this](const QueueRecord& progress) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     schedule_.UpdateProgress(progress);
   };
   hooks.on_bytes_sent = [this](uint64_t bytes) { bytes_uploaded_ += bytes; };
   QueueRunner::RunResult result = runner_.Run(record, dir_->DataPath(record.data_file), hooks);
   if (result.outcome == QueueRunner::Outcome::kStopped) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     schedule_.Release(seq, run_id);
     return;
   }
@@ -331,18 +331,18 @@ void UploadQueue::RunClaimed(QueueRecord record, uint64_t run_id) {
       if (options_.on_done) options_.on_done(record);
       QueueSchedule::Released released;
       {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         released = schedule_.Complete(seq);
         ++uploads_done_;
         ++cleanups_running_;
       }
-      work_cv_.notify_all();
+      work_cv_.NotifyAll();
       CleanUp(released);
       {
-        std::lock_guard lock(mu_);
+        MutexLock lock(mu_);
         --cleanups_running_;
       }
-      changed_cv_.notify_all();
+      changed_cv_.NotifyAll();
       return;
     }
     // Redoing a completed operation is harmless, and the key stays blocked meanwhile.
@@ -360,7 +360,7 @@ void UploadQueue::RunClaimed(QueueRecord record, uint64_t run_id) {
   }
   std::chrono::milliseconds delay{0};
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (retry) {
       ++retries_;
       delay = options_.retry.Backoff(static_cast<int>(std::min<uint32_t>(attempts, 1000)), rng_);
@@ -371,7 +371,7 @@ void UploadQueue::RunClaimed(QueueRecord record, uint64_t run_id) {
   if (!retry) {
     spdlog::warn("upload queue {}: {} of '{}' failed for good after {} attempts: {}", dir_->root(),
                  QueueOpName(record.op), record.key, attempts, result.status.ToString());
-    changed_cv_.notify_all();
+    changed_cv_.NotifyAll();
     return;
   }
   // Never silent, never a flood: attempts 1, 2, 4, 8, ... at warn, the others at debug.
@@ -379,11 +379,11 @@ void UploadQueue::RunClaimed(QueueRecord record, uint64_t run_id) {
   spdlog::log(level, "upload queue {}: {} of '{}' failed (attempt {}), next attempt in {} ms: {}",
               dir_->root(), QueueOpName(record.op), record.key, attempts, delay.count(),
               result.status.ToString());
-  work_cv_.notify_one();  // a parked entry needs a worker that keeps time
+  work_cv_.NotifyOne();  // a parked entry needs a worker that keeps time
 }
 
 Status UploadQueue::WaitUploaded(uint64_t sequence, Clock::Duration timeout) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   if (sequence == 0 || sequence >= schedule_.next_seq()) {
     return Status::InvalidArgument("upload queue: no sequence number " + std::to_string(sequence));
   }
@@ -393,7 +393,7 @@ Status UploadQueue::WaitUploaded(uint64_t sequence, Clock::Duration timeout) {
     if (outcome.has_value()) return *outcome;
     if (stopping_)
       return TimedOut("stopped before entry " + std::to_string(sequence) + " was done");
-    if (changed_cv_.wait_until(lock, deadline) == std::cv_status::timeout) {
+    if (changed_cv_.WaitUntil(lock, deadline) == std::cv_status::timeout) {
       outcome = schedule_.Outcome(sequence);
       if (outcome.has_value()) return *outcome;
       return TimedOut("entry " + std::to_string(sequence) + " not uploaded within the timeout");
@@ -402,7 +402,7 @@ Status UploadQueue::WaitUploaded(uint64_t sequence, Clock::Duration timeout) {
 }
 
 Status UploadQueue::Drain(Clock::Duration timeout) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (schedule_.depth() > schedule_.Blocked() || cleanups_running_ > 0) {
     if (!started_) {
@@ -410,7 +410,7 @@ Status UploadQueue::Drain(Clock::Duration timeout) {
                                      std::to_string(schedule_.depth()) + " entries queued");
     }
     if (stopping_) return TimedOut("stopped while draining");
-    if (changed_cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
+    if (changed_cv_.WaitUntil(lock, deadline) == std::cv_status::timeout &&
         (schedule_.depth() > schedule_.Blocked() || cleanups_running_ > 0)) {
       return TimedOut(std::to_string(schedule_.depth()) +
                       " entries still queued after the drain timeout");
@@ -425,13 +425,13 @@ Status UploadQueue::Drain(Clock::Duration timeout) {
 }
 
 PendingState UploadQueue::Pending(const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return schedule_.Pending(key);
 }
 
 Result<std::optional<UploadQueue::PendingContent>> UploadQueue::OpenPending(
     const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   const PendingState state = schedule_.Pending(key);
   if (state.kind != PendingState::Kind::kPut) return std::optional<PendingContent>();
   // While the entry is in the schedule its file exists: files are deleted only after their
@@ -444,7 +444,7 @@ Result<std::optional<UploadQueue::PendingContent>> UploadQueue::OpenPending(
 
 std::vector<std::pair<std::string, PendingState>> UploadQueue::PendingUnder(
     const std::string& prefix) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return schedule_.PendingUnder(prefix);
 }
 
@@ -453,34 +453,34 @@ std::vector<QueueEntryView> UploadQueue::List(uint64_t after, size_t limit) {
   const int64_t mono = MonoMs();
   const int64_t stuck_since =
       mono - std::chrono::duration_cast<std::chrono::milliseconds>(options_.stuck_after).count();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return schedule_.List(now, options_.stuck_attempts, stuck_since, mono, after, limit);
 }
 
 Status UploadQueue::RetryDeadLetters() {
-  std::lock_guard enqueue(enqueue_mu_);
+  MutexLock enqueue(enqueue_mu_);
   std::vector<uint64_t> dead;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     dead = schedule_.DeadEntries();
   }
   if (dead.empty()) return Status::Ok();
   STRATA_RETURN_IF_ERROR(db_->Requeue(dead));
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     schedule_.Requeue(dead);
   }
   spdlog::info("upload queue {}: {} dead letters queued again", dir_->root(), dead.size());
-  work_cv_.notify_all();
-  changed_cv_.notify_all();
+  work_cv_.NotifyAll();
+  changed_cv_.NotifyAll();
   return Status::Ok();
 }
 
 Status UploadQueue::DiscardDeadLetter(uint64_t sequence) {
-  std::lock_guard enqueue(enqueue_mu_);
+  MutexLock enqueue(enqueue_mu_);
   Result<QueueSchedule::Plan> plan = Status::Internal("unset");
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     plan = schedule_.PlanDiscard(sequence);
   }
   if (!plan.ok()) return plan.status();
@@ -490,7 +490,7 @@ Status UploadQueue::DiscardDeadLetter(uint64_t sequence) {
 }
 
 UploadQueueStats UploadQueue::stats() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   UploadQueueStats stats;
   stats.depth = schedule_.depth();
   stats.dead_letters = schedule_.dead();

@@ -46,11 +46,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <set>
@@ -60,6 +58,7 @@
 
 #include "backends/object_store.h"
 #include "base/clock.h"
+#include "base/mutex.h"
 #include "base/posix_file.h"
 #include "base/retry.h"
 #include "base/status.h"
@@ -216,10 +215,10 @@ class UploadQueue {
   // change (Enqueue*, RetryDeadLetters, DiscardDeadLetter); it is held across their file and
   // SQLite I/O, which only such calls wait for. mu_ guards the memory state; it is never held
   // across I/O or a store call.
-  std::mutex enqueue_mu_;
-  std::mutex mu_;
-  std::condition_variable work_cv_;     // runnable entries, uploads to abort, or stopping
-  std::condition_variable changed_cv_;  // an entry finished, died or was dropped
+  Mutex enqueue_mu_;
+  Mutex mu_;
+  CondVar work_cv_;     // runnable entries, uploads to abort, or stopping
+  CondVar changed_cv_;  // an entry finished, died or was dropped
   QueueSchedule schedule_ GUARDED_BY(mu_);
   std::vector<MultipartUpload> to_abort_ GUARDED_BY(mu_);
   std::mt19937_64 rng_ GUARDED_BY(mu_);

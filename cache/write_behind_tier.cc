@@ -12,17 +12,17 @@ WriteBehindTier::WriteBehindTier(ChunkTier& inner, uint64_t max_queued_bytes, Ca
 
 WriteBehindTier::~WriteBehindTier() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
-  wake_.notify_all();
+  wake_.NotifyAll();
   writer_.join();
 }
 
 Result<std::optional<ChunkData>> WriteBehindTier::Get(const ChunkKey& key) {
   const std::string id = key.Id();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (auto it = queued_by_id_.find(id); it != queued_by_id_.end()) {
       return std::optional<ChunkData>(it->second);
     }
@@ -33,32 +33,32 @@ Result<std::optional<ChunkData>> WriteBehindTier::Get(const ChunkKey& key) {
 Status WriteBehindTier::Put(const ChunkKey& key, const ChunkData& data) {
   std::string id = key.Id();
   {
-    std::unique_lock lock(mu_);
-    auto fits = [&] {
+    MutexLock lock(mu_);
+    auto fits = [&]() REQUIRES(mu_) {
       return queued_bytes_ == 0 || queued_bytes_ + data->size() <= max_queued_bytes_;
     };
     if (!fits()) {
       stats_.disk_write_waits.fetch_add(1, std::memory_order_relaxed);
-      room_.wait(lock, fits);
+      room_.Wait(lock, fits);
     }
     if (queued_by_id_.count(id) != 0) return Status::Ok();
     queued_bytes_ += data->size();
     queued_by_id_.emplace(std::move(id), data);
     queue_.push_back(Pending{key, data});
   }
-  wake_.notify_one();
+  wake_.NotifyOne();
   return Status::Ok();
 }
 
 void WriteBehindTier::Drain() {
-  std::unique_lock lock(mu_);
-  drained_.wait(lock, [this] { return queue_.empty() && !writing_; });
+  MutexLock lock(mu_);
+  drained_.Wait(lock, [this]() REQUIRES(mu_) { return queue_.empty() && !writing_; });
 }
 
 void WriteBehindTier::WriterLoop() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
-    wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    wake_.Wait(lock, [this]() REQUIRES(mu_) { return stop_ || !queue_.empty(); });
     if (queue_.empty()) {
       if (stop_) return;
       continue;
@@ -66,17 +66,17 @@ void WriteBehindTier::WriterLoop() {
     Pending next = std::move(queue_.front());
     queue_.pop_front();
     writing_ = true;
-    lock.unlock();
+    lock.Unlock();
     Status st = inner_.Put(next.key, next.data);
     if (!st.ok())
       spdlog::debug("disk cache write of '{}' skipped: {}", next.key.object_key, st.ToString());
-    lock.lock();
+    lock.Lock();
     // Unqueue only now, so Get finds the chunk either queued or on disk.
     queued_by_id_.erase(next.key.Id());
     queued_bytes_ -= next.data->size();
     writing_ = false;
-    room_.notify_all();
-    if (queue_.empty()) drained_.notify_all();
+    room_.NotifyAll();
+    if (queue_.empty()) drained_.NotifyAll();
   }
 }
 

@@ -7,12 +7,11 @@
 // counted in stats.disk_write_waits. Thread-safe. The destructor writes out what is queued.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 
+#include "base/mutex.h"
 #include "base/thread_annotations.h"
 #include "cache/cache_stats.h"
 #include "cache/chunk_tier.h"
@@ -46,10 +45,10 @@ class WriteBehindTier final : public ChunkTier {
   const uint64_t max_queued_bytes_;
   CacheStats& stats_;
 
-  std::mutex mu_;  // a leaf lock; never held across inner_ calls
-  std::condition_variable wake_;
-  std::condition_variable drained_;
-  std::condition_variable room_;
+  Mutex mu_;  // a leaf lock; never held across inner_ calls
+  CondVar wake_;
+  CondVar drained_;
+  CondVar room_;
   std::deque<Pending> queue_ GUARDED_BY(mu_);
   std::unordered_map<std::string, ChunkData> queued_by_id_ GUARDED_BY(mu_);
   uint64_t queued_bytes_ GUARDED_BY(mu_) = 0;

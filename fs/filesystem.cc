@@ -130,7 +130,7 @@ Result<struct stat> Filesystem::GetAttr(uint64_t ino) {
     // Unlinked while open: the kernel still asks for the attributes of the open file.
     std::shared_ptr<OpenWrite> write;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       for (const auto& [handle, file] : files_) {
         if (file->ino == ino && file->write) write = file->write;
       }
@@ -138,7 +138,7 @@ Result<struct stat> Filesystem::GetAttr(uint64_t ino) {
     if (write) {
       EntryInfo open_info;
       {
-        std::lock_guard lock(write->mu);
+        MutexLock lock(write->mu);
         open_info = write->info;
         if (write->staged) open_info.size = write->staged->size();
       }
@@ -163,7 +163,7 @@ Result<uint64_t> Filesystem::OpenDir(uint64_t ino) {
   handle->listing = *listing;
   for (const auto& entry : handle->listing->entries) handle->order.push_back(&entry);
   const uint64_t id = next_handle_++;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   dirs_[id] = std::move(handle);
   return id;
 }
@@ -171,7 +171,7 @@ Result<uint64_t> Filesystem::OpenDir(uint64_t ino) {
 Result<std::vector<DirEntryView>> Filesystem::DirEntries(uint64_t handle, size_t offset) {
   std::shared_ptr<DirHandle> dir;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = dirs_.find(handle);
     if (it == dirs_.end()) return Status::InvalidArgument("unknown directory handle");
     dir = it->second;
@@ -187,7 +187,7 @@ Result<std::vector<DirEntryView>> Filesystem::DirEntries(uint64_t handle, size_t
 EntryReply Filesystem::EntryForReaddir(uint64_t dir_handle, const DirEntryView& entry) {
   std::string dir_path;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (auto it = dirs_.find(dir_handle); it != dirs_.end()) dir_path = it->second->path;
   }
   const uint64_t ino = inodes_.Lookup(JoinPath(dir_path, entry.name), entry.type);
@@ -195,7 +195,7 @@ EntryReply Filesystem::EntryForReaddir(uint64_t dir_handle, const DirEntryView& 
 }
 
 void Filesystem::ReleaseDir(uint64_t handle) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   dirs_.erase(handle);
 }
 
@@ -216,7 +216,7 @@ Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
     if (!write.ok()) return write.status();
     OpenWrite& w = **write;
     {
-      std::lock_guard lock(w.mu);
+      MutexLock lock(w.mu);
       ++w.writers;
       spdlog::debug("open '{}' for writing{}: {} writer(s)", w.path,
                     (flags & O_TRUNC) ? " with O_TRUNC" : "", w.writers);
@@ -228,10 +228,10 @@ Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
         if (!staged.ok()) return staged.status();
         return (*staged)->Truncate(0);
       }();
-      std::unique_lock lock(w.mu);
+      MutexLock lock(w.mu);
       if (!truncated.ok()) {
         --w.writers;
-        lock.unlock();
+        lock.Unlock();
         open_writes_.EraseIfIdle(*write);
         return truncated;
       }
@@ -269,18 +269,18 @@ Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
     }
     if (version) {
       file->stream = streams_(*version);
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       std::string& last = last_open_etag_[ino];
       reply.keep_cache = !last.empty() && last == version->etag;
       last = version->etag;
     }
   }
   if (!file->stream) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     last_open_etag_.erase(ino);
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     files_[reply.handle] = std::move(file);
   }
   open_files_++;
@@ -288,7 +288,7 @@ Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
 }
 
 std::shared_ptr<Filesystem::FileHandle> Filesystem::FindFile(uint64_t handle) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = files_.find(handle);
   return it == files_.end() ? nullptr : it->second;
 }
@@ -325,7 +325,7 @@ void Filesystem::Release(uint64_t handle) {
   std::shared_ptr<FileHandle> file;
   std::function<void()> unpin;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = files_.find(handle);
     if (it == files_.end()) return;
     file = std::move(it->second);

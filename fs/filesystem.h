@@ -35,6 +35,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/posix_file.h"
 #include "base/thread_annotations.h"
 #include "cache/object_version.h"
@@ -236,7 +237,7 @@ class Filesystem {
 
   // Lock order: names_ (PathLocks), then OpenWrite::commit_mu, then the OpenWriteTable's lock,
   // then OpenWrite::mu. mu_ is a leaf; never held across metadata or store calls.
-  std::mutex mu_;
+  Mutex mu_;
   std::unordered_map<uint64_t, std::shared_ptr<DirHandle>> dirs_ GUARDED_BY(mu_);
   std::unordered_map<uint64_t, std::shared_ptr<FileHandle>> files_ GUARDED_BY(mu_);
   // The ETag each inode was last opened at, to let the kernel keep its page cache.

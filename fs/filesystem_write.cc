@@ -78,7 +78,7 @@ Result<size_t> Filesystem::ReadLocal(FileHandle& file, uint64_t offset, std::spa
   std::shared_lock commit(write.commit_mu);
   std::shared_ptr<Fd> base;
   {
-    std::lock_guard lock(write.mu);
+    MutexLock lock(write.mu);
     if (!write.staged) base = write.base;
   }
   if (base) {
@@ -121,7 +121,7 @@ Result<std::pair<EntryReply, OpenReply>> Filesystem::Create(uint64_t parent,
   auto write = std::make_shared<OpenWrite>();
   const EntryInfo info = NewEntry(EntryType::kFile, mode, caller);
   {
-    std::lock_guard lock(write->mu);
+    MutexLock lock(write->mu);
     write->path = path;
     write->info = info;
     write->staged = *staged;
@@ -140,7 +140,7 @@ Result<std::pair<EntryReply, OpenReply>> Filesystem::Create(uint64_t parent,
   file->append = (flags & O_APPEND) != 0;
   const uint64_t handle = next_handle_++;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     files_[handle] = std::move(file);
     last_open_etag_.erase(ino);
   }
@@ -158,7 +158,7 @@ Status Filesystem::Write(uint64_t handle, uint64_t offset, std::span<const char>
   if (!staged.ok()) return staged.status();
   if (file->append) offset = (*staged)->size();
   STRATA_RETURN_IF_ERROR((*staged)->Write(offset, data));
-  std::lock_guard lock(write.mu);
+  MutexLock lock(write.mu);
   write.dirty = true;
   write.info.mtime = Now();
   return Status::Ok();
@@ -216,7 +216,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
   }
   bool idle = false;
   {
-    std::lock_guard lock(write->mu);
+    MutexLock lock(write->mu);
     idle = write->writers == 0;
   }
   Status changed = [&]() -> Status {
@@ -226,7 +226,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
       if (!staged.ok()) return staged.status();
       STRATA_RETURN_IF_ERROR((*staged)->Truncate(*request.size));
     }
-    std::lock_guard lock(write->mu);
+    MutexLock lock(write->mu);
     apply(write->info);
     if (request.size && !request.mtime) write->info.mtime = Now();
     write->dirty = true;
@@ -236,7 +236,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
   if (!committed.ok() && idle) {
     // Not open anywhere: the change failed as a whole, and what is committed stays as it was.
     {
-      std::lock_guard lock(write->mu);
+      MutexLock lock(write->mu);
       write->dirty = false;
     }
     open_writes_.EraseIfIdle(write);
@@ -244,7 +244,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
   }
   EntryInfo info;
   {
-    std::lock_guard lock(write->mu);
+    MutexLock lock(write->mu);
     info = write->info;
     if (write->staged) info.size = write->staged->size();
   }
@@ -319,7 +319,7 @@ void Filesystem::KeepReadable(const std::string& path) {
   constexpr uint64_t kMaxBytes = 64ull << 20;
   std::vector<std::shared_ptr<FileHandle>> readers;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& [handle, file] : files_) {
       if (file->stream && file->path == path && !file->unpin) readers.push_back(file);
     }
@@ -330,11 +330,11 @@ void Filesystem::KeepReadable(const std::string& path) {
     if (size > kMaxBytes) continue;
     if (writes_.pin) {
       std::function<void()> unpin = writes_.pin(file->stream->object().key);
-      std::unique_lock lock(mu_);
+      MutexLock lock(mu_);
       const bool open = std::any_of(files_.begin(), files_.end(),
                                     [&](const auto& entry) { return entry.second == file; });
       if (!open) {  // released meanwhile: nobody is left to read it
-        lock.unlock();
+        lock.Unlock();
         unpin();
         continue;
       }
@@ -492,7 +492,7 @@ Result<uint64_t> Filesystem::RenameDirectory(const std::string& from, const std:
   for (const std::shared_ptr<OpenWrite>& write : writes) {
     std::string path;
     {
-      std::lock_guard lock(write->mu);
+      MutexLock lock(write->mu);
       if (write->unlinked || !PathWithin(write->path, from)) continue;
       path = write->path;
     }

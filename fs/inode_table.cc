@@ -10,7 +10,7 @@ InodeTable::InodeTable() {
 }
 
 uint64_t InodeTable::Lookup(const std::string& path, EntryType type) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (auto it = by_path_.find(path); it != by_path_.end()) {
     Node& node = nodes_.at(it->second);
     if (node.type == type) {
@@ -27,7 +27,7 @@ uint64_t InodeTable::Lookup(const std::string& path, EntryType type) {
 }
 
 void InodeTable::Forget(uint64_t ino, uint64_t n) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (ino == kRootInode) return;
   auto it = nodes_.find(ino);
   if (it == nodes_.end()) return;
@@ -41,14 +41,14 @@ void InodeTable::Forget(uint64_t ino, uint64_t n) {
 }
 
 void InodeTable::Unlink(const std::string& path) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (auto it = by_path_.find(path); it != by_path_.end() && it->second != kRootInode) {
     by_path_.erase(it);
   }
 }
 
 void InodeTable::Rename(const std::string& from, const std::string& to) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (from.empty() || from == to) return;
   // Whatever was at `to` (and under it) is replaced.
   const std::string to_prefix = to + "/";
@@ -76,14 +76,14 @@ void InodeTable::Rename(const std::string& from, const std::string& to) {
 }
 
 std::optional<InodeTable::Node> InodeTable::Get(uint64_t ino) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = nodes_.find(ino);
   if (it == nodes_.end()) return std::nullopt;
   return it->second;
 }
 
 size_t InodeTable::size() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return nodes_.size();
 }
 

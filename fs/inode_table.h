@@ -7,11 +7,11 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 
+#include "base/mutex.h"
 #include "base/thread_annotations.h"
 #include "fs/metadata_cache.h"
 
@@ -46,7 +46,7 @@ class InodeTable {
   size_t size();
 
  private:
-  std::mutex mu_;  // a leaf lock
+  Mutex mu_;  // a leaf lock
   std::unordered_map<uint64_t, Node> nodes_ GUARDED_BY(mu_);
   std::unordered_map<std::string, uint64_t> by_path_ GUARDED_BY(mu_);
   uint64_t next_ino_ GUARDED_BY(mu_) = kRootInode + 1;

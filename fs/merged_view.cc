@@ -156,7 +156,7 @@ Result<std::shared_ptr<const DirListing>> MergedView::List(const std::string& di
   for (const std::shared_ptr<OpenWrite>& write : writes_.Children(dir)) {
     std::string parent, name;
     {
-      std::lock_guard lock(write->mu);
+      MutexLock lock(write->mu);
       SplitPath(write->path, parent, name);
     }
     if (parent != dir) continue;  // moved meanwhile

@@ -63,7 +63,7 @@ bool MetadataCache::Fresh(Clock::MonoTime fetched, std::chrono::milliseconds ttl
 }
 
 MetadataCounters MetadataCache::counters() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return counters_;
 }
 
@@ -73,7 +73,7 @@ Result<std::optional<EntryInfo>> MetadataCache::Lookup(const std::string& dir,
   const std::string path = JoinPath(dir, name);
   uint64_t epoch = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (auto it = entries_.find(path); it != entries_.end()) {
       const auto ttl = it->second.info ? options_.attr_ttl : options_.negative_ttl;
       if (Fresh(it->second.fetched, ttl)) return it->second.info;
@@ -88,7 +88,7 @@ Result<std::optional<EntryInfo>> MetadataCache::Lookup(const std::string& dir,
   }
   Result<std::optional<EntryInfo>> fetched = FetchEntry(path);
   if (!fetched.ok()) return fetched.status();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (*fetched && !remembered_.empty()) ApplyRemembered(path, **fetched);
   if (epoch == epoch_) entries_[path] = CachedEntry{*fetched, clock_.Now()};
   return fetched;
@@ -97,7 +97,7 @@ Result<std::optional<EntryInfo>> MetadataCache::Lookup(const std::string& dir,
 Result<std::shared_ptr<const DirListing>> MetadataCache::List(const std::string& dir) {
   uint64_t epoch = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (auto it = listings_.find(dir);
         it != listings_.end() && Fresh(it->second->fetched, options_.attr_ttl)) {
       return it->second;
@@ -106,7 +106,7 @@ Result<std::shared_ptr<const DirListing>> MetadataCache::List(const std::string&
   }
   Result<std::shared_ptr<const DirListing>> listing = FetchListing(dir);
   if (!listing.ok()) return listing.status();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (epoch == epoch_) listings_[dir] = *listing;
   return listing;
 }
@@ -114,7 +114,7 @@ Result<std::shared_ptr<const DirListing>> MetadataCache::List(const std::string&
 Result<std::optional<EntryInfo>> MetadataCache::Revalidate(const std::string& path) {
   uint64_t epoch = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (auto it = entries_.find(path);
         it != entries_.end() && it->second.info && Fresh(it->second.fetched, options_.attr_ttl)) {
       return it->second.info;
@@ -123,13 +123,13 @@ Result<std::optional<EntryInfo>> MetadataCache::Revalidate(const std::string& pa
   }
   Result<std::optional<EntryInfo>> head = HeadFile(path);
   if (!head.ok()) return head.status();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (epoch == epoch_) entries_[path] = CachedEntry{*head, clock_.Now()};
   return head;
 }
 
 void MetadataCache::Invalidate(const std::string& path) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++epoch_;
   entries_.erase(path);
   listings_.erase(path);
@@ -139,14 +139,14 @@ void MetadataCache::Invalidate(const std::string& path) {
 void MetadataCache::RememberAttributes(const std::string& path, const EntryInfo& info,
                                        TimePoint not_before, TimePoint not_after) {
   constexpr size_t kMaxRemembered = 200000;  // about 30 MB at most
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (remembered_.size() >= kMaxRemembered) remembered_.clear();
   remembered_[path] = Remembered{info, not_before, not_after};
 }
 
 void MetadataCache::RememberCopy(const std::string& from, const std::string& to,
                                  TimePoint not_before, TimePoint not_after) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = remembered_.find(from);
   if (it == remembered_.end()) return;
   Remembered copy = it->second;
@@ -175,7 +175,7 @@ void MetadataCache::ApplyRemembered(const std::string& path, EntryInfo& info) {
 }
 
 void MetadataCache::InvalidateWithAncestors(const std::string& path) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++epoch_;
   entries_.erase(path);
   listings_.erase(path);
@@ -188,7 +188,7 @@ void MetadataCache::InvalidateWithAncestors(const std::string& path) {
 }
 
 void MetadataCache::InvalidateAll() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++epoch_;
   entries_.clear();
   listings_.clear();
@@ -212,7 +212,7 @@ Metadata PosixMetadata(const EntryInfo& info, mode_t default_mode, uid_t default
 
 Result<ObjectInfo> MetadataCache::HeadKey(const std::string& key) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     counters_.head_requests++;
   }
   return store_.Head(key);
@@ -223,7 +223,7 @@ Result<std::vector<std::string>> MetadataCache::KeysUnder(const std::string& key
   ListOptions options{.prefix = key_prefix};
   for (;;) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       counters_.list_requests++;
     }
     Result<ListPage> page = store_.List(options);
@@ -236,7 +236,7 @@ Result<std::vector<std::string>> MetadataCache::KeysUnder(const std::string& key
 
 Result<std::optional<EntryInfo>> MetadataCache::HeadFile(const std::string& path) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     counters_.head_requests++;
   }
   Result<ObjectInfo> head = store_.Head(KeyOf(path));
@@ -258,7 +258,7 @@ Result<std::optional<EntryInfo>> MetadataCache::FetchEntry(const std::string& pa
   std::optional<EntryInfo> file;
   for (;;) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       counters_.list_requests++;
     }
     Result<ListPage> page = store_.List(options);
@@ -291,7 +291,7 @@ Result<std::shared_ptr<const DirListing>> MetadataCache::FetchListing(const std:
   std::vector<std::string> skipped;
   for (;;) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       counters_.list_requests++;
     }
     Result<ListPage> page = store_.List(options);
@@ -353,7 +353,7 @@ Result<std::shared_ptr<const DirListing>> MetadataCache::FetchListing(const std:
     for (std::thread& worker : workers) worker.join();
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!remembered_.empty()) {
       for (auto& [name, info] : listing->entries) ApplyRemembered(JoinPath(dir, name), info);
     }

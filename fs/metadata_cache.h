@@ -16,13 +16,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "backends/object_store.h"
 #include "base/clock.h"
+#include "base/mutex.h"
 #include "base/thread_annotations.h"
 
 namespace strata {
@@ -142,7 +142,7 @@ class MetadataCache {
   const MetadataOptions options_;
 
   // Lock order: mu_ is a leaf; never held across a store call.
-  std::mutex mu_;
+  Mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<const DirListing>> listings_ GUARDED_BY(mu_);
   std::unordered_map<std::string, CachedEntry> entries_ GUARDED_BY(mu_);
   MetadataCounters counters_ GUARDED_BY(mu_);

@@ -13,13 +13,13 @@ SourceReader LocalSource(std::shared_ptr<Fd> fd) {
 
 std::shared_ptr<OpenWrite> OpenWriteTable::PutIfAbsent(const std::string& path,
                                                        std::shared_ptr<OpenWrite> write) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto [it, inserted] = writes_.emplace(path, std::move(write));
   return it->second;
 }
 
 std::optional<EntryInfo> OpenWrite::Current() {
-  std::lock_guard lock(mu);
+  MutexLock lock(mu);
   if (unlinked) return std::nullopt;
   EntryInfo now = info;
   if (staged) now.size = staged->size();
@@ -27,25 +27,25 @@ std::optional<EntryInfo> OpenWrite::Current() {
 }
 
 std::shared_ptr<OpenWrite> OpenWriteTable::Find(const std::string& path) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = writes_.find(path);
   return it == writes_.end() ? nullptr : it->second;
 }
 
 void OpenWriteTable::Put(const std::string& path, std::shared_ptr<OpenWrite> write) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   writes_[path] = std::move(write);
 }
 
 void OpenWriteTable::Erase(const std::string& path, const std::shared_ptr<OpenWrite>& write) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = writes_.find(path);
   if (it != writes_.end() && (write == nullptr || it->second == write)) writes_.erase(it);
 }
 
 std::vector<std::shared_ptr<OpenWrite>> OpenWriteTable::Children(const std::string& dir) {
   std::vector<std::shared_ptr<OpenWrite>> out;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& [path, write] : writes_) {
     if (!path.empty() && ParentPath(path) == dir) out.push_back(write);
   }
@@ -54,7 +54,7 @@ std::vector<std::shared_ptr<OpenWrite>> OpenWriteTable::Children(const std::stri
 
 std::vector<std::shared_ptr<OpenWrite>> OpenWriteTable::Within(const std::string& dir) {
   std::vector<std::shared_ptr<OpenWrite>> out;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& [path, write] : writes_) {
     if (PathWithin(path, dir)) out.push_back(write);
   }
@@ -62,8 +62,8 @@ std::vector<std::shared_ptr<OpenWrite>> OpenWriteTable::Within(const std::string
 }
 
 void OpenWriteTable::Move(const std::shared_ptr<OpenWrite>& write, const std::string& to) {
-  std::lock_guard lock(mu_);
-  std::lock_guard write_lock(write->mu);
+  MutexLock lock(mu_);
+  MutexLock write_lock(write->mu);
   auto it = writes_.find(write->path);
   if (it != writes_.end() && it->second == write) writes_.erase(it);
   write->path = to;
@@ -71,23 +71,23 @@ void OpenWriteTable::Move(const std::shared_ptr<OpenWrite>& write, const std::st
 }
 
 void OpenWriteTable::Unlink(const std::shared_ptr<OpenWrite>& write) {
-  std::lock_guard lock(mu_);
-  std::lock_guard write_lock(write->mu);
+  MutexLock lock(mu_);
+  MutexLock write_lock(write->mu);
   write->unlinked = true;
   auto it = writes_.find(write->path);
   if (it != writes_.end() && it->second == write) writes_.erase(it);
 }
 
 void OpenWriteTable::EraseIfIdle(const std::shared_ptr<OpenWrite>& write) {
-  std::lock_guard lock(mu_);
-  std::lock_guard write_lock(write->mu);
+  MutexLock lock(mu_);
+  MutexLock write_lock(write->mu);
   if (write->writers > 0 || (write->dirty && !write->unlinked)) return;
   auto it = writes_.find(write->path);
   if (it != writes_.end() && it->second == write) writes_.erase(it);
 }
 
 size_t OpenWriteTable::size() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return writes_.size();
 }
 

@@ -6,12 +6,12 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/posix_file.h"
 #include "base/thread_annotations.h"
 #include "cache/staged_file.h"
@@ -28,7 +28,7 @@ SourceReader LocalSource(std::shared_ptr<Fd> fd);
 struct OpenWrite {
   // Held shared by calls that use `staged`, exclusively by a commit (which detaches it).
   std::shared_mutex commit_mu;
-  std::mutex mu;  // guards the fields below; held for Create of `staged`, not across I/O
+  Mutex mu;  // guards the fields below; held for Create of `staged`, not across I/O
   std::string path GUARDED_BY(mu);
   EntryInfo info GUARDED_BY(mu);  // type, mode, uid, gid, mtime; size when `staged` is null
   std::shared_ptr<StagedFile> staged GUARDED_BY(mu);
@@ -64,7 +64,7 @@ class OpenWriteTable {
 
  private:
   // Lock order: taken before OpenWrite::mu.
-  std::mutex mu_;
+  Mutex mu_;
   std::unordered_map<std::string, std::shared_ptr<OpenWrite>> writes_ GUARDED_BY(mu_);
 };
 

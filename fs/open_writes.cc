@@ -20,7 +20,7 @@ Result<std::shared_ptr<OpenWrite>> OpenWrites::GetOrMake(const std::string& path
   }
   auto write = std::make_shared<OpenWrite>();
   {
-    std::lock_guard lock(write->mu);
+    MutexLock lock(write->mu);
     write->path = path;
     write->info = **info;
   }
@@ -28,7 +28,7 @@ Result<std::shared_ptr<OpenWrite>> OpenWrites::GetOrMake(const std::string& path
 }
 
 Result<std::shared_ptr<StagedFile>> OpenWrites::Staged(OpenWrite& write) {
-  std::lock_guard lock(write.mu);
+  MutexLock lock(write.mu);
   if (write.staged) return write.staged;
   uint64_t size = 0;
   SourceReader source;
@@ -73,7 +73,7 @@ Status OpenWrites::CommitLocked(OpenWrite& write, bool await) {
   std::string path;
   EntryInfo info;
   {
-    std::lock_guard lock(write.mu);
+    MutexLock lock(write.mu);
     if (!write.dirty || write.unlinked) {
       spdlog::debug("commit '{}': nothing to queue (dirty {}, unlinked {})", write.path,
                     write.dirty, write.unlinked);
@@ -95,7 +95,7 @@ Status OpenWrites::CommitLocked(OpenWrite& write, bool await) {
   Result<uint64_t> sequence =
       queue_.EnqueuePut(metadata_.KeyOf(path), staged_path, info.size, PutOptionsFor(info));
   {
-    std::lock_guard lock(write.mu);
+    MutexLock lock(write.mu);
     write.staged = nullptr;
     write.base = base;
     if (sequence.ok()) {
@@ -115,7 +115,7 @@ Status OpenWrites::CommitLocked(OpenWrite& write, bool await) {
 
 void OpenWrites::ReleaseWriter(const std::shared_ptr<OpenWrite>& write) {
   {
-    std::lock_guard lock(write->mu);
+    MutexLock lock(write->mu);
     spdlog::debug("release of a writer of '{}': {} left", write->path, write->writers - 1);
     if (--write->writers > 0) return;
   }

@@ -38,8 +38,8 @@ bool PathLocks::Free(const std::vector<Request>& requests) const {
 }
 
 PathLocks::Guard PathLocks::Lock(std::vector<Request> requests) {
-  std::unique_lock lock(mu_);
-  released_.wait(lock, [&] { return Free(requests); });
+  MutexLock lock(mu_);
+  released_.Wait(lock, [&]() REQUIRES(mu_) { return Free(requests); });
   const uint64_t id = next_id_++;
   for (Request& request : requests) held_.push_back(Held{id, std::move(request)});
   return Guard(this, id);
@@ -47,14 +47,14 @@ PathLocks::Guard PathLocks::Lock(std::vector<Request> requests) {
 
 void PathLocks::Release(uint64_t id) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     std::erase_if(held_, [id](const Held& held) { return held.id == id; });
   }
-  released_.notify_all();
+  released_.NotifyAll();
 }
 
 size_t PathLocks::held() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return held_.size();
 }
 

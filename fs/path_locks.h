@@ -10,11 +10,10 @@
 // it holds a Guard (that could deadlock). Thread-safe.
 #pragma once
 
-#include <condition_variable>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/thread_annotations.h"
 
 namespace strata {
@@ -60,8 +59,8 @@ class PathLocks {
   bool Free(const std::vector<Request>& requests) const REQUIRES(mu_);
   void Release(uint64_t id);
 
-  mutable std::mutex mu_;
-  std::condition_variable released_;
+  mutable Mutex mu_;
+  CondVar released_;
   std::vector<Held> held_ GUARDED_BY(mu_);
   uint64_t next_id_ GUARDED_BY(mu_) = 1;
 };

@@ -395,7 +395,7 @@ Status LocalStore::LoadObjects(std::set<std::string>* completed_uploads) {
     RemoveFile(dir + "/" + name, "orphaned body of an uncommitted write");
   }
 
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   index_ = std::move(index);
   return Status::Ok();
 }
@@ -473,7 +473,7 @@ Status LocalStore::LoadUploads(const std::set<std::string>& completed_uploads) {
     }
   }
 
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   uploads_ = std::move(uploads);
   return Status::Ok();
 }
@@ -487,7 +487,7 @@ std::string LocalStore::UploadDir(std::string_view upload_id) const {
 }
 
 std::string LocalStore::RandomSuffix() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   uint64_t v = rng_();
   return HexEncode(std::string_view(reinterpret_cast<const char*>(&v), sizeof v));
 }
@@ -543,10 +543,10 @@ Result<PutResult> LocalStore::Commit(StagedObject staged, const PutOptions& opti
   const std::string record = ObjectsDir() + "/" + KeyHash(key) + ".meta";
   std::string old_data;
   {
-    std::lock_guard commit_lock(commit_mu_);
+    MutexLock commit_lock(commit_mu_);
     Status st;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (!upload_id.empty()) {
         auto up = uploads_.find(upload_id);
         if (up == uploads_.end() || up->second.key != key) st = NoSuchUploadError(upload_id);
@@ -564,7 +564,7 @@ Result<PutResult> LocalStore::Commit(StagedObject staged, const PutOptions& opti
       DiscardStaged(staged);
       return st;
     }
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!upload_id.empty()) uploads_.erase(uploads_.find(upload_id));
     index_.insert_or_assign(key, staged.entry);
   }
@@ -586,7 +586,7 @@ Result<GetResult> LocalStore::Read(std::string_view key, const GetOptions& optio
   while (true) {
     Entry entry;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       auto it = index_.find(key);
       if (it == index_.end()) return NoSuchKeyError(key);
       entry = it->second;
@@ -620,7 +620,7 @@ std::string LocalStore::Describe() const { return "local store at " + root_; }
 
 Result<ObjectInfo> LocalStore::Head(std::string_view key) {
   STRATA_RETURN_IF_ERROR(ValidateKey(key));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = index_.find(key);
   if (it == index_.end()) return NoSuchKeyError(key);
   return it->second.info;
@@ -636,7 +636,7 @@ Result<PutResult> LocalStore::Put(std::string_view key, std::string_view body,
   STRATA_RETURN_IF_ERROR(ValidateKey(key));
   {
     // Fail early on a condition that already does not hold; Commit checks again atomically.
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     STRATA_RETURN_IF_ERROR(CheckWriteConditions(key, FindLocked(key), options));
   }
   Result<StagedObject> staged = StageObject(
@@ -676,7 +676,7 @@ Result<std::string> LocalStore::CreateMultipartUpload(std::string_view key,
     fs::remove_all(dir, ec);
     return st;
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   uploads_.emplace(id, std::move(upload));
   return id;
 }
@@ -685,12 +685,12 @@ Result<PartInfo> LocalStore::UploadPart(std::string_view key, std::string_view u
                                         int part_number, std::string_view body) {
   STRATA_RETURN_IF_ERROR(ValidateKey(key));
   STRATA_RETURN_IF_ERROR(ValidatePartNumber(part_number));
-  auto upload_exists = [&] {  // REQUIRES: mu_ held
+  auto upload_exists = [&]() REQUIRES(mu_) {
     auto it = uploads_.find(upload_id);
     return it != uploads_.end() && it->second.key == key;
   };
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!upload_exists()) return NoSuchUploadError(upload_id);
   }
   PartInfo info{part_number, EtagOfBody(body), body.size()};
@@ -699,16 +699,16 @@ Result<PartInfo> LocalStore::UploadPart(std::string_view key, std::string_view u
   const std::string tmp = path + "." + RandomSuffix() + std::string(kTmpSuffix);
   Status st = WriteFileDurably(tmp, body);
   if (!st.ok()) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return upload_exists() ? st : NoSuchUploadError(upload_id);  // aborted meanwhile
   }
   {
     // Under commit_mu_ the index and the directory agree on which of two concurrent uploads
     // of one part number won, and the upload cannot be aborted or completed meanwhile.
-    std::lock_guard commit_lock(commit_mu_);
+    MutexLock commit_lock(commit_mu_);
     bool exists;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       exists = upload_exists();
     }
     if (!exists) {
@@ -720,7 +720,7 @@ Result<PartInfo> LocalStore::UploadPart(std::string_view key, std::string_view u
       RemoveFile(tmp, "part that could not be renamed");
       return st;
     }
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     uploads_.find(upload_id)->second.parts[part_number] = info;
   }
   STRATA_RETURN_IF_ERROR(FsyncDir(dir));
@@ -733,7 +733,7 @@ Result<PutResult> LocalStore::CompleteMultipartUpload(std::string_view key,
   STRATA_RETURN_IF_ERROR(ValidateKey(key));
   Upload upload;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = uploads_.find(upload_id);
     if (it == uploads_.end() || it->second.key != key) return NoSuchUploadError(upload_id);
     upload = it->second;
@@ -773,9 +773,9 @@ Status LocalStore::AbortMultipartUpload(std::string_view key, std::string_view u
   {
     // Uploads leave the index only under commit_mu_, so the upload found here is still there
     // after the rename.
-    std::lock_guard commit_lock(commit_mu_);
+    MutexLock commit_lock(commit_mu_);
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       auto it = uploads_.find(upload_id);
       if (it == uploads_.end() || it->second.key != key) return NoSuchUploadError(upload_id);
     }
@@ -784,7 +784,7 @@ Status LocalStore::AbortMultipartUpload(std::string_view key, std::string_view u
     if (::rename(dir.c_str(), doomed.c_str()) != 0) {
       return ErrnoStatus(errno, "rename " + dir);
     }
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     uploads_.erase(uploads_.find(upload_id));
   }
   std::error_code ec;
@@ -796,7 +796,7 @@ Status LocalStore::AbortMultipartUpload(std::string_view key, std::string_view u
 Result<std::vector<PartInfo>> LocalStore::ListParts(std::string_view key,
                                                     std::string_view upload_id) {
   STRATA_RETURN_IF_ERROR(ValidateKey(key));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = uploads_.find(upload_id);
   if (it == uploads_.end() || it->second.key != key) return NoSuchUploadError(upload_id);
   std::vector<PartInfo> parts;
@@ -807,7 +807,7 @@ Result<std::vector<PartInfo>> LocalStore::ListParts(std::string_view key,
 Result<std::vector<MultipartUpload>> LocalStore::ListMultipartUploads(std::string_view prefix) {
   std::vector<MultipartUpload> uploads;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& [id, upload] : uploads_) {
       if (std::string_view(upload.key).starts_with(prefix)) {
         uploads.push_back(MultipartUpload{upload.key, id, upload.initiated});
@@ -819,8 +819,9 @@ Result<std::vector<MultipartUpload>> LocalStore::ListMultipartUploads(std::strin
 }
 
 Result<ListPage> LocalStore::List(const ListOptions& options) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return ListObjectsV2(options, [this](std::string_view key) -> const ObjectInfo* {
+    mu_.AssertHeld();  // ListObjectsV2 calls this before it returns, under `lock`
     auto it = index_.lower_bound(key);
     return it == index_.end() ? nullptr : &it->second.info;
   });
@@ -852,7 +853,7 @@ Result<PutResult> LocalStore::Copy(std::string_view source_key, std::string_view
 Result<std::string> LocalStore::DeleteLocked(std::string_view key) {
   std::string data_file;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = index_.find(key);
     if (it == index_.end()) return std::string();
     data_file = it->second.data_file;
@@ -861,7 +862,7 @@ Result<std::string> LocalStore::DeleteLocked(std::string_view key) {
   if (::unlink(record.c_str()) != 0 && errno != ENOENT) {
     return ErrnoStatus(errno, "unlink " + record);
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   index_.erase(index_.find(key));
   return data_file;
 }
@@ -869,7 +870,7 @@ Result<std::string> LocalStore::DeleteLocked(std::string_view key) {
 Status LocalStore::Delete(std::string_view key) {
   STRATA_RETURN_IF_ERROR(ValidateKey(key));
   Result<std::string> data_file = [&] {
-    std::lock_guard commit_lock(commit_mu_);
+    MutexLock commit_lock(commit_mu_);
     return DeleteLocked(key);
   }();
   if (!data_file.ok()) return data_file.status();
@@ -887,7 +888,7 @@ Result<std::vector<DeleteFailure>> LocalStore::DeleteBatch(const std::vector<std
   std::vector<DeleteFailure> failures;
   std::vector<std::string> data_files;
   {
-    std::lock_guard commit_lock(commit_mu_);
+    MutexLock commit_lock(commit_mu_);
     for (const std::string& key : keys) {
       Status st = ValidateKey(key);
       if (st.ok()) {

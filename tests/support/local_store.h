@@ -29,7 +29,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -37,6 +36,7 @@
 #include <vector>
 
 #include "backends/object_store.h"
+#include "base/mutex.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
 
@@ -137,8 +137,8 @@ class LocalStore final : public ObjectStore {
   const int lock_fd_;
   std::vector<std::string> load_errors_;  // written only during Open
 
-  std::mutex commit_mu_;  // lock order: commit_mu_, then mu_
-  mutable std::mutex mu_;
+  Mutex commit_mu_;  // lock order: commit_mu_, then mu_
+  mutable Mutex mu_;
   std::map<std::string, Entry, std::less<>> index_ GUARDED_BY(mu_);
   std::map<std::string, Upload, std::less<>> uploads_ GUARDED_BY(mu_);  // by upload id
   std::mt19937_64 rng_ GUARDED_BY(mu_);

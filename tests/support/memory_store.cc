@@ -206,7 +206,7 @@ MemoryStore::MemoryStore() : MemoryStore(Options()) {}
 MemoryStore::MemoryStore(Options options) : options_(options), rng_(std::random_device()()) {}
 
 MemoryStore::Stats MemoryStore::stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return stats_;
 }
 
@@ -219,7 +219,7 @@ const ObjectInfo* MemoryStore::FindLocked(std::string_view key) const {
 
 Result<ObjectInfo> MemoryStore::Head(std::string_view key) {
   STRATA_RETURN_IF_ERROR(ValidateKey(key));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++stats_.head;
   auto it = objects_.find(key);
   if (it == objects_.end()) return NoSuchKeyError(key);
@@ -231,7 +231,7 @@ Result<GetResult> MemoryStore::Get(std::string_view key, const GetOptions& optio
   GetResult result;
   std::shared_ptr<const std::string> body;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++stats_.get;
     auto it = objects_.find(key);
     if (it == objects_.end()) return NoSuchKeyError(key);
@@ -244,7 +244,7 @@ Result<GetResult> MemoryStore::Get(std::string_view key, const GetOptions& optio
   Result<ResolvedRange> range = ResolveRange(body->size(), options.range);
   if (!range.ok()) return range.status();
   result.body = body->substr(range->offset, range->length);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   stats_.bytes_read += result.body.size();
   return result;
 }
@@ -261,7 +261,7 @@ Result<PutResult> MemoryStore::Put(std::string_view key, std::string_view body,
   object.body = std::make_shared<const std::string>(body);
   PutResult result{object.info.etag};
 
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++stats_.put;
   stats_.bytes_written += body.size();
   STRATA_RETURN_IF_ERROR(CheckWriteConditions(key, FindLocked(key), options));
@@ -273,7 +273,7 @@ Result<PutResult> MemoryStore::Put(std::string_view key, std::string_view body,
 Result<std::string> MemoryStore::CreateMultipartUpload(std::string_view key,
                                                        const PutOptions& options) {
   STRATA_RETURN_IF_ERROR(ValidateKey(key));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++stats_.create_multipart;
   std::string id = NewUploadId(rng_);
   Upload upload;
@@ -292,7 +292,7 @@ Result<PartInfo> MemoryStore::UploadPart(std::string_view key, std::string_view 
   part.info = PartInfo{part_number, EtagOfBody(body), body.size()};
   part.body = std::make_shared<const std::string>(body);
 
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++stats_.upload_part;
   stats_.bytes_written += body.size();
   auto it = uploads_.find(upload_id);
@@ -309,7 +309,7 @@ Result<PutResult> MemoryStore::CompleteMultipartUpload(std::string_view key,
   std::vector<std::shared_ptr<const std::string>> bodies;
   PutOptions put_options;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++stats_.complete_multipart;
     auto it = uploads_.find(upload_id);
     if (it == uploads_.end() || it->second.key != key) return NoSuchUploadError(upload_id);
@@ -336,7 +336,7 @@ Result<PutResult> MemoryStore::CompleteMultipartUpload(std::string_view key,
   object.body = std::move(assembled);
   PutResult result{object.info.etag};
 
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   // Completed or aborted by another caller while the body was assembled?
   auto it = uploads_.find(upload_id);
   if (it == uploads_.end()) return NoSuchUploadError(upload_id);
@@ -350,7 +350,7 @@ Result<PutResult> MemoryStore::CompleteMultipartUpload(std::string_view key,
 
 Status MemoryStore::AbortMultipartUpload(std::string_view key, std::string_view upload_id) {
   STRATA_RETURN_IF_ERROR(ValidateKey(key));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++stats_.abort_multipart;
   auto it = uploads_.find(upload_id);
   if (it == uploads_.end() || it->second.key != key) return NoSuchUploadError(upload_id);
@@ -361,7 +361,7 @@ Status MemoryStore::AbortMultipartUpload(std::string_view key, std::string_view 
 Result<std::vector<PartInfo>> MemoryStore::ListParts(std::string_view key,
                                                      std::string_view upload_id) {
   STRATA_RETURN_IF_ERROR(ValidateKey(key));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++stats_.list_parts;
   auto it = uploads_.find(upload_id);
   if (it == uploads_.end() || it->second.key != key) return NoSuchUploadError(upload_id);
@@ -373,7 +373,7 @@ Result<std::vector<PartInfo>> MemoryStore::ListParts(std::string_view key,
 Result<std::vector<MultipartUpload>> MemoryStore::ListMultipartUploads(std::string_view prefix) {
   std::vector<MultipartUpload> uploads;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++stats_.list_multipart_uploads;
     for (const auto& [id, upload] : uploads_) {
       if (std::string_view(upload.key).starts_with(prefix)) {
@@ -386,9 +386,10 @@ Result<std::vector<MultipartUpload>> MemoryStore::ListMultipartUploads(std::stri
 }
 
 Result<ListPage> MemoryStore::List(const ListOptions& options) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++stats_.list;
   return ListObjectsV2(options, [this](std::string_view key) -> const ObjectInfo* {
+    mu_.AssertHeld();  // ListObjectsV2 calls this before it returns, under `lock`
     auto it = objects_.lower_bound(key);
     return it == objects_.end() ? nullptr : &it->second.info;
   });
@@ -404,7 +405,7 @@ Result<PutResult> MemoryStore::Copy(std::string_view source_key, std::string_vie
   }
   Object object;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     ++stats_.copy;
     auto it = objects_.find(source_key);
     if (it == objects_.end()) return NoSuchKeyError(source_key);
@@ -421,7 +422,7 @@ Result<PutResult> MemoryStore::Copy(std::string_view source_key, std::string_vie
     object.info.metadata = NormalizeMetadata(options.metadata);
   }
   PutResult result{object.info.etag};
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   object.info.last_modified = std::chrono::system_clock::now();
   objects_.insert_or_assign(std::string(dest_key), std::move(object));
   return result;
@@ -429,7 +430,7 @@ Result<PutResult> MemoryStore::Copy(std::string_view source_key, std::string_vie
 
 Status MemoryStore::Delete(std::string_view key) {
   STRATA_RETURN_IF_ERROR(ValidateKey(key));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++stats_.del;
   auto it = objects_.find(key);
   if (it != objects_.end()) objects_.erase(it);
@@ -442,7 +443,7 @@ Result<std::vector<DeleteFailure>> MemoryStore::DeleteBatch(const std::vector<st
         .WithRemote(400, "MalformedXML");
   }
   std::vector<DeleteFailure> failures;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   ++stats_.delete_batch;
   for (const std::string& key : keys) {
     if (Status st = ValidateKey(key); !st.ok()) {

@@ -16,7 +16,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
@@ -26,6 +25,7 @@
 #include "backends/object_store.h"
 #include "backends/s3_keys.h"
 #include "backends/s3_multipart.h"
+#include "base/mutex.h"
 #include "base/status.h"
 #include "base/thread_annotations.h"
 
@@ -106,7 +106,7 @@ class MemoryStore final : public ObjectStore {
   const ObjectInfo* FindLocked(std::string_view key) const REQUIRES(mu_);
 
   const Options options_;
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::map<std::string, Object, std::less<>> objects_ GUARDED_BY(mu_);
   std::map<std::string, Upload, std::less<>> uploads_ GUARDED_BY(mu_);  // by upload id
   std::mt19937_64 rng_ GUARDED_BY(mu_);                                 // upload ids

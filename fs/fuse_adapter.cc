@@ -424,6 +424,8 @@ Result<std::unique_ptr<FuseSession>> FuseSession::Mount(Filesystem& fs, FuseMoun
   for (std::string& a : args) argv.push_back(a.data());
   fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   session->session_ = fuse_session_new(&fargs, &kOps, sizeof kOps, session->context_.get());
+  // libfuse may have copied the arguments (fuse_opt_add_arg): they are ours to free.
+  fuse_opt_free_args(&fargs);
   if (session->session_ == nullptr) {
     return Status::InvalidArgument("libfuse rejected the mount options");
   }

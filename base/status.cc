@@ -40,6 +40,8 @@ std::string_view ErrorKindName(ErrorKind kind) {
       return "read-only";
     case ErrorKind::kBadHandle:
       return "bad handle";
+    case ErrorKind::kTooLarge:
+      return "file too large";
   }
   return "unknown";
 }

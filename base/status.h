@@ -37,6 +37,7 @@ enum class ErrorKind {
   kNameTooLong,    // a name or the key built from a path is over a limit (ENAMETOOLONG)
   kReadOnly,       // a change on a read-only mount (EROFS)
   kBadHandle,      // a handle used for what it was not opened for (EBADF)
+  kTooLarge,       // a file size beyond what the store can hold (EFBIG)
 };
 
 // Stable lower-case name of a kind, for logs and tests ("not found", "transient", ...).
@@ -79,6 +80,7 @@ class [[nodiscard]] Status {
   static Status NameTooLong(std::string m) { return Error(ErrorKind::kNameTooLong, std::move(m)); }
   static Status ReadOnly(std::string m) { return Error(ErrorKind::kReadOnly, std::move(m)); }
   static Status BadHandle(std::string m) { return Error(ErrorKind::kBadHandle, std::move(m)); }
+  static Status TooLarge(std::string m) { return Error(ErrorKind::kTooLarge, std::move(m)); }
 
   // Attaches what the server said. `code` is the S3 error code ("NoSuchKey",
   // "SignatureDoesNotMatch") or a transport code ("ConnectFailed", "Timeout").

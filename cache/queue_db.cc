@@ -86,7 +86,7 @@ Result<Metadata> DecodeMetadata(std::string_view in) {
 
 ErrorKind KindFromInt(int64_t value) {
   if (value < static_cast<int64_t>(ErrorKind::kOk) ||
-      value > static_cast<int64_t>(ErrorKind::kBadHandle)) {
+      value > static_cast<int64_t>(ErrorKind::kTooLarge)) {
     return ErrorKind::kInternal;
   }
   return static_cast<ErrorKind>(value);

@@ -61,32 +61,29 @@ struct stat Filesystem::ToStat(uint64_t ino, const EntryInfo& info) const {
   struct stat st {};
   st.st_ino = ino;
   const mode_t default_perms =
-      (info.type == EntryType::kFile ? 0666 : 0777) & ~options_.umask & 07777;
-  const mode_t perms = info.mode.value_or(default_perms);
-  switch (info.type) {
-    case EntryType::kDirectory:
-      st.st_mode = S_IFDIR | perms;
-      st.st_nlink = 2;
-      st.st_size = options_.block_size;
-      break;
-    case EntryType::kSymlink:
-      st.st_mode = S_IFLNK | perms;
-      st.st_nlink = 1;
-      st.st_size = static_cast<off_t>(info.size);
-      break;
-    case EntryType::kFile:
-      st.st_mode = S_IFREG | perms;
-      st.st_nlink = 1;
-      st.st_size = static_cast<off_t>(info.size);
-      break;
+      (info.type == EntryType::kDirectory || info.type == EntryType::kSymlink ? 0777 : 0666) &
+      ~options_.umask & 07777;
+  st.st_mode = FileTypeBits(info.type) | info.mode.value_or(default_perms);
+  st.st_nlink = 1;
+  st.st_size = static_cast<off_t>(info.size);
+  if (info.type == EntryType::kDirectory) {
+    st.st_nlink = 2;
+    st.st_size = options_.block_size;
+  } else if (info.type == EntryType::kCharDevice || info.type == EntryType::kBlockDevice) {
+    st.st_rdev = static_cast<dev_t>(info.rdev);
+    st.st_size = 0;
+  } else if (info.type == EntryType::kFifo || info.type == EntryType::kSocket) {
+    st.st_size = 0;
   }
   st.st_uid = info.uid.value_or(options_.uid);
   st.st_gid = info.gid.value_or(options_.gid);
   st.st_blksize = options_.block_size;
   st.st_blocks = (st.st_size + 511) / 512;
   // Implicit directories have no time of their own: show when the mount started.
-  const bool no_time = info.mtime == TimePoint{};
-  st.st_mtim = st.st_ctim = st.st_atim = ToTimespec(no_time ? mounted_at_ : info.mtime);
+  const TimePoint mtime = info.mtime == TimePoint{} ? mounted_at_ : info.mtime;
+  st.st_mtim = ToTimespec(mtime);
+  st.st_atim = ToTimespec(info.atime == TimePoint{} ? mtime : info.atime);
+  st.st_ctim = ToTimespec(info.ctime == TimePoint{} ? mtime : info.ctime);
   return st;
 }
 
@@ -101,6 +98,7 @@ Result<EntryInfo> Filesystem::InfoOf(const InodeTable::Node& node) {
   if (!*info || (*info)->type != node.type) {
     return Status::NotFound("'" + node.path + "' no longer exists");
   }
+  ApplyDirectoryTimes(node.path, **info);
   return **info;
 }
 
@@ -116,6 +114,7 @@ Result<EntryReply> Filesystem::Lookup(uint64_t parent, const std::string& name) 
   Result<std::optional<EntryInfo>> info = view_->Resolve(path);
   if (!info.ok()) return info.status();
   if (!*info) return Status::NotFound("no such entry '" + path + "'");
+  ApplyDirectoryTimes(path, **info);
   const uint64_t ino = inodes_.Lookup(path, (*info)->type);
   return EntryReply{ino, ToStat(ino, **info)};
 }
@@ -129,11 +128,19 @@ Result<struct stat> Filesystem::GetAttr(uint64_t ino) {
   if (!info.ok() && info.status().IsNotFound()) {
     // Unlinked while open: the kernel still asks for the attributes of the open file.
     std::shared_ptr<OpenWrite> write;
+    std::optional<EntryInfo> read_info;
     {
       MutexLock lock(mu_);
       for (const auto& [handle, file] : files_) {
-        if (file->ino == ino && file->write) write = file->write;
+        if (file->ino != ino) continue;
+        if (file->write) write = file->write;
+        if (file->info) read_info = file->info;
       }
+    }
+    if (!write && read_info) {
+      struct stat st = ToStat(ino, *read_info);
+      st.st_nlink = 0;
+      return st;
     }
     if (write) {
       EntryInfo open_info;
@@ -190,8 +197,11 @@ EntryReply Filesystem::EntryForReaddir(uint64_t dir_handle, const DirEntryView& 
     MutexLock lock(mu_);
     if (auto it = dirs_.find(dir_handle); it != dirs_.end()) dir_path = it->second->path;
   }
-  const uint64_t ino = inodes_.Lookup(JoinPath(dir_path, entry.name), entry.type);
-  return EntryReply{ino, ToStat(ino, entry.info)};
+  const std::string path = JoinPath(dir_path, entry.name);
+  EntryInfo info = entry.info;
+  ApplyDirectoryTimes(path, info);
+  const uint64_t ino = inodes_.Lookup(path, entry.type);
+  return EntryReply{ino, ToStat(ino, info)};
 }
 
 void Filesystem::ReleaseDir(uint64_t handle) {
@@ -236,7 +246,7 @@ Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
         return truncated;
       }
       w.dirty = true;
-      w.info.mtime = std::chrono::system_clock::now();
+      w.info.mtime = w.info.ctime = std::chrono::system_clock::now();
     }
     file->write = *write;
     file->writer = true;
@@ -244,6 +254,8 @@ Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
   } else if (std::shared_ptr<OpenWrite> write = open_writes_.Find(node->path)) {
     file->write = std::move(write);  // being written here: read what is staged
   } else {
+    // What fstat shows should the name go away while this handle is open.
+    if (Result<EntryInfo> info = InfoOf(*node); info.ok()) file->info = std::move(*info);
     std::optional<ObjectVersion> version;
     if (writable()) {
       const PendingState pending = writes_.queue->Pending(metadata_.KeyOf(node->path));

@@ -84,7 +84,11 @@ struct SetAttrRequest {
   std::optional<mode_t> mode{};
   std::optional<uid_t> uid{};
   std::optional<gid_t> gid{};
+  std::optional<TimePoint> atime{};
   std::optional<TimePoint> mtime{};
+  // Only the times change, to values the caller chose: ctime changes all the same, but a
+  // change of times alone is not a content change.
+  bool any() const { return size || mode || uid || gid || atime || mtime; }
 };
 
 struct EntryReply {
@@ -159,6 +163,10 @@ class Filesystem {
                 const std::string& new_name, unsigned flags);
   Result<EntryReply> Symlink(const std::string& target, uint64_t parent, const std::string& name,
                              Caller caller);
+  // A FIFO, socket or device (`mode` carries the type): an empty object whose s3fs headers
+  // carry the type and, for devices, `rdev`. Regular files go through Create.
+  Result<EntryReply> MkNod(uint64_t parent, const std::string& name, mode_t mode, dev_t rdev,
+                           Caller caller);
 
   // The queue's on_done: `record` took effect in S3. Forgets the stale metadata of its key and
   // remembers the attributes it stored (see MetadataCache::RememberAttributes).
@@ -187,6 +195,7 @@ class Filesystem {
     SourceReader source;                 // a pending upload (see SourceOf)
     uint64_t source_size = 0;
     std::shared_ptr<OpenWrite> write;  // a file being written (read through its staging)
+    std::optional<EntryInfo> info;     // a reader's attributes at open (for fstat once unlinked)
     bool writer = false;
     bool append = false;
     // Set when the object was unlinked while this handle read it: releases the pin that keeps
@@ -212,8 +221,13 @@ class Filesystem {
     PathLocks::Guard guard;
   };
   Result<NamedEntry> Target(uint64_t parent, const std::string& name);
-  // Attributes of a new entry made by `caller`, modified now.
-  static EntryInfo NewEntry(EntryType type, mode_t mode, Caller caller);
+  // Attributes of a new entry `path` made by `caller`, modified now. In a set-group-ID
+  // directory it takes the directory's group (and a directory the set-group-ID bit), as on ext4.
+  EntryInfo NewEntry(const std::string& path, EntryType type, mode_t mode, Caller caller);
+  // A directory's contents changed now: its mtime and ctime show it (see dir_times_).
+  void TouchDirectory(const std::string& dir);
+  // The directory's times as this mount changed them, over what S3 holds.
+  void ApplyDirectoryTimes(const std::string& dir, EntryInfo& info);
   // Reads an object open for reading elsewhere into the chunk cache before it is deleted, so
   // those handles can finish reading it (small objects only), and pins its chunks there until
   // the last of those handles is released.
@@ -242,6 +256,13 @@ class Filesystem {
   std::unordered_map<uint64_t, std::shared_ptr<FileHandle>> files_ GUARDED_BY(mu_);
   // The ETag each inode was last opened at, to let the kernel keep its page cache.
   std::unordered_map<uint64_t, std::string> last_open_etag_ GUARDED_BY(mu_);
+  // Directories whose entries this mount changed, and when: their mtime and ctime follow their
+  // entries without a marker upload per change. Kept for the mount's life (bounded).
+  struct DirTimes {
+    TimePoint mtime{};
+    TimePoint ctime{};
+  };
+  std::unordered_map<std::string, DirTimes> dir_times_ GUARDED_BY(mu_);
   // Paths being written, the merged view over them, and the machinery that commits them (null
   // on a read-only mount).
   OpenWriteTable open_writes_;

@@ -37,14 +37,38 @@ Result<Filesystem::NamedEntry> Filesystem::Target(uint64_t parent, const std::st
   return NamedEntry{std::move(*path), std::move(*existing), std::move(guard)};
 }
 
-EntryInfo Filesystem::NewEntry(EntryType type, mode_t mode, Caller caller) {
+EntryInfo Filesystem::NewEntry(const std::string& path, EntryType type, mode_t mode,
+                               Caller caller) {
   EntryInfo info;
   info.type = type;
   info.mode = mode & 07777;
   info.uid = caller.uid;
   info.gid = caller.gid;
-  info.mtime = Now();
+  info.mtime = info.ctime = info.atime = Now();
+  // The parent was resolved just before (Target): this answer comes from the caches.
+  if (Result<std::optional<EntryInfo>> parent = view_->Resolve(ParentPath(path));
+      parent.ok() && *parent && (*parent)->mode && (*(*parent)->mode & S_ISGID)) {
+    info.gid = (*parent)->gid.value_or(options_.gid);
+    if (type == EntryType::kDirectory) *info.mode |= S_ISGID;
+  }
   return info;
+}
+
+void Filesystem::TouchDirectory(const std::string& dir) {
+  constexpr size_t kMaxDirectories = 100000;
+  const TimePoint now = Now();
+  MutexLock lock(mu_);
+  if (dir_times_.size() >= kMaxDirectories) dir_times_.clear();
+  dir_times_[dir] = DirTimes{now, now};
+}
+
+void Filesystem::ApplyDirectoryTimes(const std::string& dir, EntryInfo& info) {
+  if (info.type != EntryType::kDirectory) return;
+  MutexLock lock(mu_);
+  auto it = dir_times_.find(dir);
+  if (it == dir_times_.end()) return;
+  info.mtime = it->second.mtime;
+  info.ctime = it->second.ctime;
 }
 
 Status Filesystem::CheckWritable() const {
@@ -58,7 +82,9 @@ Result<std::string> Filesystem::ChildPath(uint64_t parent, const std::string& na
     return Status::NotFound("no directory inode " + std::to_string(parent));
   }
   const std::string path = JoinPath(node->path, name);
-  if (name.size() > 255 || metadata_.KeyOf(path).size() + 1 > kMaxKeyBytes) {
+  // One rule: an object's key, a file's or a directory marker's ("dir/"), has at most
+  // kMaxKeyBytes bytes. MkDir and rename of directories check the marker's.
+  if (name.size() > 255 || metadata_.KeyOf(path).size() > kMaxKeyBytes) {
     return Status::NameTooLong("name too long for an S3 key: " + path);
   }
   if (!ValidFileName(name)) return Status::InvalidArgument("invalid file name '" + name + "'");
@@ -119,7 +145,7 @@ Result<std::pair<EntryReply, OpenReply>> Filesystem::Create(uint64_t parent,
   Result<std::shared_ptr<StagedFile>> staged = writes_.staging->Create(path, 0, SourceReader());
   if (!staged.ok()) return staged.status();
   auto write = std::make_shared<OpenWrite>();
-  const EntryInfo info = NewEntry(EntryType::kFile, mode, caller);
+  const EntryInfo info = NewEntry(path, EntryType::kFile, mode, caller);
   {
     MutexLock lock(write->mu);
     write->path = path;
@@ -129,7 +155,8 @@ Result<std::pair<EntryReply, OpenReply>> Filesystem::Create(uint64_t parent,
     write->writers = 1;
   }
   open_writes_.Put(path, write);  // any earlier one was unlinked (else Resolve found it)
-  target_entry->guard.Unlock();   // the name is taken: later changes see the open write
+  TouchDirectory(ParentPath(path));
+  target_entry->guard.Unlock();  // the name is taken: later changes see the open write
   spdlog::debug("create '{}'", path);
   const uint64_t ino = inodes_.Lookup(path, EntryType::kFile);
   auto file = std::make_shared<FileHandle>();
@@ -160,7 +187,7 @@ Status Filesystem::Write(uint64_t handle, uint64_t offset, std::span<const char>
   STRATA_RETURN_IF_ERROR((*staged)->Write(offset, data));
   MutexLock lock(write.mu);
   write.dirty = true;
-  write.info.mtime = Now();
+  write.info.mtime = write.info.ctime = Now();
   return Status::Ok();
 }
 
@@ -177,25 +204,37 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
                                         std::optional<uint64_t> handle) {
   std::optional<InodeTable::Node> node = inodes_.Get(ino);
   if (!node) return Status::NotFound("unknown inode " + std::to_string(ino));
-  if (!request.size && !request.mode && !request.uid && !request.gid && !request.mtime) {
-    return GetAttr(ino);  // atime and ctime are not stored
-  }
+  if (!request.any()) return GetAttr(ino);
   STRATA_RETURN_IF_ERROR(CheckWritable());
+  // S3 holds objects up to 5 TiB.
+  constexpr uint64_t kMaxObjectBytes = 5ull << 40;
+  if (request.size && *request.size > kMaxObjectBytes) {
+    return Status::TooLarge("'" + node->path + "' cannot grow beyond 5 TiB (S3's limit)");
+  }
   Result<std::optional<EntryInfo>> current = view_->Resolve(node->path);
   if (!current.ok()) return current.status();
   if (!*current) return Status::NotFound("'" + node->path + "' no longer exists");
+  const TimePoint now = Now();
   auto apply = [&](EntryInfo& info) {
+    if (info.atime == TimePoint{}) info.atime = info.mtime;
     if (request.mode) info.mode = *request.mode & 07777;
     if (request.uid) info.uid = *request.uid;
     if (request.gid) info.gid = *request.gid;
+    if (request.atime) info.atime = *request.atime;
     if (request.mtime) info.mtime = *request.mtime;
+    info.ctime = now;
   };
   if ((*current)->type == EntryType::kDirectory) {
     if (request.size) return Status::IsDirectory("'" + node->path + "' is a directory");
     EntryInfo info = **current;
+    ApplyDirectoryTimes(node->path, info);
+    if (info.mtime == TimePoint{}) info.mtime = mounted_at_;
     apply(info);
+    {
+      MutexLock lock(mu_);
+      dir_times_[node->path] = DirTimes{info.mtime, info.ctime};
+    }
     if (node->path.empty()) return ToStat(ino, info);  // the root has no marker to hold them
-    if (info.mtime == TimePoint{}) info.mtime = Now();
     PathLocks::Guard guard = names_.Lock({{node->path}});
     Result<uint64_t> sequence = writer_->PutSmall(metadata_.KeyOf(node->path) + "/", "", info);
     Changed(node->path);
@@ -228,7 +267,7 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
     }
     MutexLock lock(write->mu);
     apply(write->info);
-    if (request.size && !request.mtime) write->info.mtime = Now();
+    if (request.size && !request.mtime) write->info.mtime = now;
     write->dirty = true;
     return Status::Ok();
   }();
@@ -260,10 +299,14 @@ Result<EntryReply> Filesystem::MkDir(uint64_t parent, const std::string& name, m
   const std::string& path = target_entry->path;
   const std::optional<EntryInfo>& existing = target_entry->existing;
   if (existing) return Status::AlreadyExists("'" + path + "' exists");
-  const EntryInfo info = NewEntry(EntryType::kDirectory, mode, caller);
+  if (metadata_.KeyOf(path).size() + 1 > kMaxKeyBytes) {
+    return Status::NameTooLong("a directory marker for '" + path + "' would be too long a key");
+  }
+  const EntryInfo info = NewEntry(path, EntryType::kDirectory, mode, caller);
   Result<uint64_t> sequence = writer_->PutSmall(metadata_.KeyOf(path) + "/", "", info);
   if (!sequence.ok()) return sequence.status();
   Changed(path);
+  TouchDirectory(ParentPath(path));
   const uint64_t ino = inodes_.Lookup(path, EntryType::kDirectory);
   target_entry->guard.Unlock();
   STRATA_RETURN_IF_ERROR(writer_->Await(sequence));
@@ -280,12 +323,35 @@ Result<EntryReply> Filesystem::Symlink(const std::string& target, uint64_t paren
   const std::string& path = target_entry->path;
   const std::optional<EntryInfo>& existing = target_entry->existing;
   if (existing) return Status::AlreadyExists("'" + path + "' exists");
-  EntryInfo info = NewEntry(EntryType::kSymlink, 0777, caller);
+  EntryInfo info = NewEntry(path, EntryType::kSymlink, 0777, caller);
   info.size = target.size();
   Result<uint64_t> sequence = writer_->PutSmall(metadata_.KeyOf(path), target, info);
   if (!sequence.ok()) return sequence.status();
   Changed(path);
+  TouchDirectory(ParentPath(path));
   const uint64_t ino = inodes_.Lookup(path, EntryType::kSymlink);
+  target_entry->guard.Unlock();
+  STRATA_RETURN_IF_ERROR(writer_->Await(sequence));
+  return EntryReply{ino, ToStat(ino, info)};
+}
+
+Result<EntryReply> Filesystem::MkNod(uint64_t parent, const std::string& name, mode_t mode,
+                                     dev_t rdev, Caller caller) {
+  const EntryType type = EntryTypeOf(mode);
+  if (type == EntryType::kFile || type == EntryType::kDirectory || type == EntryType::kSymlink) {
+    return Status::InvalidArgument("mknod makes FIFOs, sockets and devices only");
+  }
+  Result<NamedEntry> target_entry = Target(parent, name);
+  if (!target_entry.ok()) return target_entry.status();
+  const std::string& path = target_entry->path;
+  if (target_entry->existing) return Status::AlreadyExists("'" + path + "' exists");
+  EntryInfo info = NewEntry(path, type, mode, caller);
+  if (type == EntryType::kCharDevice || type == EntryType::kBlockDevice) info.rdev = rdev;
+  Result<uint64_t> sequence = writer_->PutSmall(metadata_.KeyOf(path), "", info);
+  if (!sequence.ok()) return sequence.status();
+  Changed(path);
+  TouchDirectory(ParentPath(path));
+  const uint64_t ino = inodes_.Lookup(path, type);
   target_entry->guard.Unlock();
   STRATA_RETURN_IF_ERROR(writer_->Await(sequence));
   return EntryReply{ino, ToStat(ino, info)};
@@ -311,6 +377,7 @@ Status Filesystem::Unlink(uint64_t parent, const std::string& name) {
   if (sequence.ok()) spdlog::debug("unlink '{}': delete queued as #{}", path, *sequence);
   inodes_.Unlink(path);
   Changed(path);
+  TouchDirectory(ParentPath(path));
   target_entry->guard.Unlock();
   return writer_->Await(sequence);
 }
@@ -367,6 +434,11 @@ Status Filesystem::RmDir(uint64_t parent, const std::string& name) {
   Result<uint64_t> sequence = writes_.queue->EnqueueDelete(metadata_.KeyOf(path) + "/");
   inodes_.Unlink(path);
   Changed(path);
+  TouchDirectory(ParentPath(path));
+  {
+    MutexLock lock(mu_);
+    dir_times_.erase(path);
+  }
   target_entry->guard.Unlock();
   return writer_->Await(sequence);
 }
@@ -405,6 +477,9 @@ Status Filesystem::Rename(uint64_t parent, const std::string& name, uint64_t new
   if (is_dir && PathWithin(*to, *from)) {
     return Status::InvalidArgument("cannot move '" + *from + "' into itself");
   }
+  if (is_dir && metadata_.KeyOf(*to).size() + 1 > kMaxKeyBytes) {
+    return Status::NameTooLong("a directory marker for '" + *to + "' would be too long a key");
+  }
   Result<std::optional<EntryInfo>> target = view_->Resolve(*to);
   if (!target.ok()) return target.status();
   if (*target) {
@@ -420,6 +495,8 @@ Status Filesystem::Rename(uint64_t parent, const std::string& name, uint64_t new
       if (!removed.ok()) return removed.status();
     }
   }
+  TouchDirectory(ParentPath(*from));
+  TouchDirectory(ParentPath(*to));
   if (is_dir) {
     Result<uint64_t> last = RenameDirectory(*from, *to);
     guard.Unlock();

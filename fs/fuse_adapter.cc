@@ -160,9 +160,7 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_fil
       add(entry.name.c_str(), reply.attr, pos + 1, &reply);
     } else {
       struct stat st {};
-      st.st_mode = entry.type == EntryType::kDirectory ? S_IFDIR
-                   : entry.type == EntryType::kSymlink ? S_IFLNK
-                                                       : S_IFREG;
+      st.st_mode = FileTypeBits(entry.type);
       if (!add(entry.name.c_str(), st, pos + 1, nullptr)) break;
     }
     ++pos;
@@ -242,10 +240,12 @@ void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   }
 }
 
-void OnMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t /*rdev*/) {
-  // Only regular files: S3 has nothing to hold devices, FIFOs or sockets.
+void OnMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
   Context& ctx = Ctx(req);
-  if (!S_ISREG(mode)) return (void)fuse_reply_err(req, EPERM);
+  if (!S_ISREG(mode)) {
+    // FIFOs, sockets and devices: empty objects with their type in the s3fs headers.
+    return ReplyEntry(req, ctx.fs->MkNod(parent, name, mode, rdev, CallerOf(req)), "mknod");
+  }
   auto created = ctx.fs->Create(parent, name, mode, O_WRONLY | O_EXCL, CallerOf(req));
   if (!created.ok()) return ReplyError(req, created.status(), "mknod");
   const Status flushed = ctx.fs->Flush(created->second.handle);
@@ -286,12 +286,20 @@ void OnSetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   if (to_set & FUSE_SET_ATTR_MODE) request.mode = attr->st_mode;
   if (to_set & FUSE_SET_ATTR_UID) request.uid = attr->st_uid;
   if (to_set & FUSE_SET_ATTR_GID) request.gid = attr->st_gid;
+  const TimePoint now = std::chrono::system_clock::now();
+  auto time_of = [](const timespec& ts) {
+    return TimePoint(std::chrono::duration_cast<TimePoint::duration>(
+        std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+  };
+  if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+    request.atime = now;
+  } else if (to_set & FUSE_SET_ATTR_ATIME) {
+    request.atime = time_of(attr->st_atim);
+  }
   if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
-    request.mtime = std::chrono::system_clock::now();
+    request.mtime = now;
   } else if (to_set & FUSE_SET_ATTR_MTIME) {
-    request.mtime = TimePoint(std::chrono::duration_cast<TimePoint::duration>(
-        std::chrono::seconds(attr->st_mtim.tv_sec) +
-        std::chrono::nanoseconds(attr->st_mtim.tv_nsec)));
+    request.mtime = time_of(attr->st_mtim);
   }
   std::optional<uint64_t> handle;
   if (fi != nullptr) handle = fi->fh;

@@ -69,13 +69,20 @@ Result<std::optional<EntryInfo>> MergedView::Resolve(const std::string& path) {
   // The queue's state is taken before S3's: an operation that finishes in between is then
   // still seen as pending, and S3's answer, older or newer, is corrected by it.
   bool deletes_under = false;
+  bool implied = false;  // by a pending child
   for (const auto& [child, state] : queue_->PendingUnder(key + "/")) {
     if (state.kind == PendingState::Kind::kPut || state.kind == PendingState::Kind::kCopy) {
-      return std::optional<EntryInfo>(DirectoryEntry());  // implied by a pending child
+      implied = true;
     }
     if (state.kind == PendingState::Kind::kDeleted) deletes_under = true;
   }
   Result<std::optional<EntryInfo>> info = metadata_.Lookup(dir, name);
+  if (implied) {
+    // It exists whatever S3 says; its attributes are S3's (its marker's) when S3 has it, so
+    // that a change inside never shows the directory with the defaults.
+    if (info.ok() && *info && (*info)->type == EntryType::kDirectory) return info;
+    return std::optional<EntryInfo>(DirectoryEntry());
+  }
   if (!info.ok() || !*info) return info;
   if ((*info)->type == EntryType::kDirectory) {
     // rmdir queued the deletion of the marker of an empty directory.

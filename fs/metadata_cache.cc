@@ -29,6 +29,90 @@ bool ValidFileName(std::string_view name) {
          name.find('/') == std::string_view::npos && name.find('\0') == std::string_view::npos;
 }
 
+mode_t FileTypeBits(EntryType type) {
+  switch (type) {
+    case EntryType::kFile:
+      return S_IFREG;
+    case EntryType::kDirectory:
+      return S_IFDIR;
+    case EntryType::kSymlink:
+      return S_IFLNK;
+    case EntryType::kFifo:
+      return S_IFIFO;
+    case EntryType::kSocket:
+      return S_IFSOCK;
+    case EntryType::kCharDevice:
+      return S_IFCHR;
+    case EntryType::kBlockDevice:
+      return S_IFBLK;
+  }
+  return S_IFREG;
+}
+
+EntryType EntryTypeOf(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFDIR:
+      return EntryType::kDirectory;
+    case S_IFLNK:
+      return EntryType::kSymlink;
+    case S_IFIFO:
+      return EntryType::kFifo;
+    case S_IFSOCK:
+      return EntryType::kSocket;
+    case S_IFCHR:
+      return EntryType::kCharDevice;
+    case S_IFBLK:
+      return EntryType::kBlockDevice;
+    default:
+      return EntryType::kFile;
+  }
+}
+
+std::optional<TimePoint> ParsePosixTime(std::string_view text) {
+  int64_t seconds = 0;
+  const char* p = text.data();
+  const char* end = text.data() + text.size();
+  bool negative = false;
+  if (p != end && *p == '-') {
+    negative = true;
+    ++p;
+  }
+  const char* digits = p;
+  while (p != end && *p >= '0' && *p <= '9' && p - digits < 18)
+    seconds = seconds * 10 + (*p++ - '0');
+  if (p == digits) return std::nullopt;
+  int64_t nanos = 0;
+  if (p != end && *p == '.') {
+    ++p;
+    int places = 0;
+    for (; p != end && *p >= '0' && *p <= '9'; ++p) {
+      if (places < 9) {
+        nanos = nanos * 10 + (*p - '0');
+        ++places;
+      }
+    }
+    for (; places < 9; ++places) nanos *= 10;
+  }
+  if (p != end) return std::nullopt;
+  const auto total = std::chrono::seconds(seconds) + std::chrono::nanoseconds(nanos);
+  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(negative ? -total : total));
+}
+
+std::string FormatPosixTime(TimePoint time) {
+  const int64_t ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(time.time_since_epoch()).count();
+  int64_t seconds = ns / 1000000000;
+  int64_t nanos = ns % 1000000000;
+  if (nanos < 0) {
+    --seconds;
+    nanos += 1000000000;
+  }
+  char text[48];
+  std::snprintf(text, sizeof text, "%lld.%09lld", static_cast<long long>(seconds),
+                static_cast<long long>(nanos));
+  return text;
+}
+
 void ApplyPosixMetadata(const Metadata& user_metadata, EntryInfo& info) {
   auto number = [&](const char* name) -> std::optional<uint64_t> {
     auto it = user_metadata.find(name);
@@ -38,21 +122,25 @@ void ApplyPosixMetadata(const Metadata& user_metadata, EntryInfo& info) {
     if (end == it->second.c_str()) return std::nullopt;
     return value;
   };
+  auto time = [&](const char* name) -> std::optional<TimePoint> {
+    auto it = user_metadata.find(name);
+    if (it == user_metadata.end()) return std::nullopt;
+    return ParsePosixTime(it->second);
+  };
   if (auto mode = number("mode")) {
     info.mode = static_cast<mode_t>(*mode & 07777);
-    if (S_ISLNK(*mode) && info.type == EntryType::kFile) info.type = EntryType::kSymlink;
+    // The type of an object; a directory stays one (its marker may carry any mode).
+    const mode_t type = static_cast<mode_t>(*mode) & S_IFMT;
+    if (info.type != EntryType::kDirectory && type != 0 && type != S_IFDIR) {
+      info.type = EntryTypeOf(type);
+    }
   }
   if (auto uid = number("uid")) info.uid = static_cast<uid_t>(*uid);
   if (auto gid = number("gid")) info.gid = static_cast<gid_t>(*gid);
-  // s3fs writes seconds, optionally with a fraction.
-  if (auto it = user_metadata.find("mtime"); it != user_metadata.end() && !it->second.empty()) {
-    char* end = nullptr;
-    const double seconds = std::strtod(it->second.c_str(), &end);
-    if (end != it->second.c_str() && seconds >= 0) {
-      info.mtime = TimePoint(
-          std::chrono::duration_cast<TimePoint::duration>(std::chrono::duration<double>(seconds)));
-    }
-  }
+  if (auto rdev = number("rdev")) info.rdev = *rdev;
+  if (auto mtime = time("mtime")) info.mtime = *mtime;
+  if (auto atime = time("atime")) info.atime = *atime;
+  if (auto ctime = time("ctime")) info.ctime = *ctime;
 }
 
 MetadataCache::MetadataCache(ObjectStore& store, Clock& clock, MetadataOptions options)
@@ -169,8 +257,11 @@ void MetadataCache::ApplyRemembered(const std::string& path, EntryInfo& info) {
   if (r.info.uid) info.uid = r.info.uid;
   if (r.info.gid) info.gid = r.info.gid;
   if (r.info.mtime != TimePoint{}) info.mtime = r.info.mtime;
-  if (r.info.type == EntryType::kSymlink && info.type == EntryType::kFile) {
-    info.type = EntryType::kSymlink;
+  if (r.info.atime != TimePoint{}) info.atime = r.info.atime;
+  if (r.info.ctime != TimePoint{}) info.ctime = r.info.ctime;
+  info.rdev = r.info.rdev;
+  if (r.info.type != EntryType::kDirectory && info.type == EntryType::kFile) {
+    info.type = r.info.type;
   }
 }
 
@@ -196,18 +287,18 @@ void MetadataCache::InvalidateAll() {
 
 Metadata PosixMetadata(const EntryInfo& info, mode_t default_mode, uid_t default_uid,
                        gid_t default_gid) {
-  const mode_t type = info.type == EntryType::kDirectory ? S_IFDIR
-                      : info.type == EntryType::kSymlink ? S_IFLNK
-                                                         : S_IFREG;
-  const auto ns =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(info.mtime.time_since_epoch()).count();
-  char mtime[48];
-  std::snprintf(mtime, sizeof mtime, "%lld.%09lld", static_cast<long long>(ns / 1000000000),
-                static_cast<long long>(ns % 1000000000));
-  return Metadata{{"mode", std::to_string(type | (info.mode.value_or(default_mode) & 07777))},
-                  {"uid", std::to_string(info.uid.value_or(default_uid))},
-                  {"gid", std::to_string(info.gid.value_or(default_gid))},
-                  {"mtime", mtime}};
+  const mode_t mode = FileTypeBits(info.type) | (info.mode.value_or(default_mode) & 07777);
+  Metadata metadata{
+      {"mode", std::to_string(mode)},
+      {"uid", std::to_string(info.uid.value_or(default_uid))},
+      {"gid", std::to_string(info.gid.value_or(default_gid))},
+      {"mtime", FormatPosixTime(info.mtime)},
+      {"ctime", FormatPosixTime(info.ctime == TimePoint{} ? info.mtime : info.ctime)},
+      {"atime", FormatPosixTime(info.atime == TimePoint{} ? info.mtime : info.atime)}};
+  if (info.type == EntryType::kCharDevice || info.type == EntryType::kBlockDevice) {
+    metadata["rdev"] = std::to_string(info.rdev);
+  }
+  return metadata;
 }
 
 Result<ObjectInfo> MetadataCache::HeadKey(const std::string& key) {

@@ -27,7 +27,13 @@
 
 namespace strata {
 
-enum class EntryType { kFile, kDirectory, kSymlink };
+// The file types POSIX knows. Everything but a directory is one object; FIFOs, sockets and
+// devices are empty objects whose x-amz-meta-mode carries the type, as s3fs stores them.
+enum class EntryType { kFile, kDirectory, kSymlink, kFifo, kSocket, kCharDevice, kBlockDevice };
+
+// The S_IFMT bits of `type`, and the type of st_mode bits (a regular file for unknown bits).
+mode_t FileTypeBits(EntryType type);
+EntryType EntryTypeOf(mode_t mode);
 
 struct EntryInfo {
   EntryType type = EntryType::kFile;
@@ -38,6 +44,11 @@ struct EntryInfo {
   std::optional<mode_t> mode{};  // permission bits only
   std::optional<uid_t> uid{};
   std::optional<gid_t> gid{};
+  // Access and status change times (x-amz-meta-atime, -ctime); the epoch: unknown, shown as
+  // mtime.
+  TimePoint atime{};
+  TimePoint ctime{};
+  uint64_t rdev = 0;  // devices: the device number (x-amz-meta-rdev)
 };
 
 // A directory's entry (modified at `mtime`; none: implicit, shown with the mount's time).
@@ -150,11 +161,17 @@ class MetadataCache {
   std::unordered_map<std::string, Remembered> remembered_ GUARDED_BY(mu_);
 };
 
-// s3fs-compatible attributes from user metadata ("mode", "uid", "gid", "mtime").
+// s3fs-compatible attributes from user metadata ("mode", "uid", "gid", "mtime", "atime",
+// "ctime", "rdev"). The file type in "mode" applies to objects (not directories).
 void ApplyPosixMetadata(const Metadata& user_metadata, EntryInfo& info);
 
+// A time as s3fs writes it: "seconds" or "seconds.fraction" (up to nanoseconds, parsed exactly).
+std::optional<TimePoint> ParsePosixTime(std::string_view text);
+std::string FormatPosixTime(TimePoint time);
+
 // The s3fs headers (without "x-amz-meta-") for `info`: mode (decimal, with the file type),
-// uid, gid and mtime ("seconds.nanoseconds"). Unset fields take the defaults.
+// uid, gid, mtime, ctime and atime ("seconds.nanoseconds"), and rdev for devices. Unset fields
+// take the defaults; unknown ctime and atime take mtime.
 Metadata PosixMetadata(const EntryInfo& info, mode_t default_mode, uid_t default_uid,
                        gid_t default_gid);
 

@@ -52,7 +52,8 @@ Result<std::shared_ptr<StagedFile>> OpenWrites::Staged(OpenWrite& write) {
 PutOptions OpenWrites::PutOptionsFor(const EntryInfo& info) const {
   PutOptions options;
   const mode_t default_perms =
-      (info.type == EntryType::kFile ? 0666 : 0777) & ~defaults_.umask & 07777;
+      (info.type == EntryType::kDirectory || info.type == EntryType::kSymlink ? 0777 : 0666) &
+      ~defaults_.umask & 07777;
   options.metadata = PosixMetadata(info, default_perms, defaults_.uid, defaults_.gid);
   if (info.type == EntryType::kDirectory) options.content_type = kDirectoryContentType;
   return options;

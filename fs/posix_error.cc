@@ -32,6 +32,8 @@ int ToErrno(const Status& status) {
       return EROFS;
     case ErrorKind::kBadHandle:
       return EBADF;
+    case ErrorKind::kTooLarge:
+      return EFBIG;
     case ErrorKind::kPreconditionFailed:  // the object changed under an open file
     case ErrorKind::kTransient:           // S3 unreachable after retries
     case ErrorKind::kIo:

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <linux/fs.h>
 #include <stdlib.h>
+#include <sys/sysmacros.h>
 
 #include <filesystem>
 
@@ -341,6 +342,117 @@ TEST_F(FilesystemWriteTest, ReadOnlyWithoutWriteServices) {
       nullptr, FilesystemOptions{});
   EXPECT_EQ(ToErrno(read_only.MkDir(kRoot, "d", 0700, kAlice).status()), EROFS);
   EXPECT_EQ(ToErrno(read_only.Create(kRoot, "f", 0600, O_WRONLY, kAlice).status()), EROFS);
+}
+
+TEST_F(FilesystemWriteTest, SpecialFilesAreEmptyObjectsWithTheirTypeInTheMode) {
+  Result<EntryReply> fifo = fs_->MkNod(kRoot, "fifo", S_IFIFO | 0644, 0, kAlice);
+  ASSERT_TRUE(fifo.ok()) << fifo.status().ToString();
+  EXPECT_TRUE(S_ISFIFO(fifo->attr.st_mode));
+  const dev_t dev = makedev(4, 67);
+  Result<EntryReply> chr = fs_->MkNod(kRoot, "tty", S_IFCHR | 0600, dev, kAlice);
+  ASSERT_TRUE(chr.ok()) << chr.status().ToString();
+  EXPECT_EQ(chr->attr.st_rdev, dev);
+  Result<EntryReply> sock = fs_->MkNod(kRoot, "sock", S_IFSOCK | 0755, 0, kAlice);
+  ASSERT_TRUE(sock.ok()) << sock.status().ToString();
+  EXPECT_EQ(ToErrno(fs_->MkNod(kRoot, "fifo", S_IFIFO | 0644, 0, kAlice).status()), EEXIST);
+
+  // Visible at once, and after the upload with the types stored as s3fs stores them.
+  Result<EntryReply> looked = fs_->Lookup(kRoot, "fifo");
+  ASSERT_TRUE(looked.ok()) << looked.status().ToString();
+  EXPECT_EQ(looked->attr.st_mode, S_IFIFO | 0644);
+  Upload();
+  EXPECT_EQ(Object("root/fifo"), "");
+  EXPECT_EQ(MetaOf("root/fifo")["mode"], "4516");  // S_IFIFO | 0644, as s3fs writes it
+  EXPECT_EQ(MetaOf("root/tty")["rdev"], std::to_string(dev));
+  EXPECT_EQ(MetaOf("root/sock")["mode"], std::to_string(S_IFSOCK | 0755));
+  Result<EntryReply> after = fs_->Lookup(kRoot, "tty");
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->attr.st_mode, S_IFCHR | 0600);
+  EXPECT_EQ(after->attr.st_rdev, dev);
+  EXPECT_EQ(after->ino, chr->ino);  // the same inode across the upload
+  EXPECT_EQ(ToErrno(fs_->Unlink(kRoot, "fifo")), 0);
+  EXPECT_EQ(ToErrno(fs_->Lookup(kRoot, "fifo").status()), ENOENT);
+}
+
+TEST_F(FilesystemWriteTest, TimesKeepNanosecondsAndEachTheirOwnField) {
+  const uint64_t ino = CreateFile(kRoot, "t", "x");
+  SetAttrRequest request;
+  request.atime = TimePoint(std::chrono::seconds(1000000000) + std::chrono::nanoseconds(123456789));
+  request.mtime = TimePoint(std::chrono::seconds(1500000000) + std::chrono::nanoseconds(987654321));
+  const TimePoint before = std::chrono::system_clock::now();
+  Result<struct stat> st = fs_->SetAttr(ino, request, std::nullopt);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->st_atim.tv_sec, 1000000000);
+  EXPECT_EQ(st->st_atim.tv_nsec, 123456789);
+  EXPECT_EQ(st->st_mtim.tv_sec, 1500000000);
+  EXPECT_EQ(st->st_mtim.tv_nsec, 987654321);
+  EXPECT_GE(st->st_ctim.tv_sec, std::chrono::system_clock::to_time_t(before));
+  Upload();
+  EXPECT_EQ(MetaOf("root/t")["mtime"], "1500000000.987654321");
+  EXPECT_EQ(MetaOf("root/t")["atime"], "1000000000.123456789");
+  Result<struct stat> again = fs_->GetAttr(ino);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->st_mtim.tv_nsec, 987654321);
+  EXPECT_EQ(again->st_atim.tv_nsec, 123456789);
+}
+
+TEST_F(FilesystemWriteTest, ChmodChangesCtimeAndSizeBeyondS3IsEfbig) {
+  const uint64_t ino = CreateFile(kRoot, "c", "x");
+  SetAttrRequest old_times;
+  old_times.mtime = TimePoint(std::chrono::seconds(1000));
+  ASSERT_TRUE(fs_->SetAttr(ino, old_times, std::nullopt).ok());
+  SetAttrRequest chmod;
+  chmod.mode = 0600;
+  Result<struct stat> st = fs_->SetAttr(ino, chmod, std::nullopt);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->st_mtim.tv_sec, 1000);
+  EXPECT_GT(st->st_ctim.tv_sec, 1000);
+  SetAttrRequest huge;
+  huge.size = 999999999999999ull;
+  EXPECT_EQ(ToErrno(fs_->SetAttr(ino, huge, std::nullopt).status()), EFBIG);
+}
+
+TEST_F(FilesystemWriteTest, DirectoryKeepsItsAttributesAndTimesFollowItsEntries) {
+  Result<EntryReply> dir = fs_->MkDir(kRoot, "d", 0755, kAlice);
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  SetAttrRequest chown;
+  chown.uid = 65534;
+  chown.gid = 65534;
+  chown.mode = 0700;
+  chown.mtime = TimePoint(std::chrono::seconds(1000));
+  ASSERT_TRUE(fs_->SetAttr(dir->ino, chown, std::nullopt).ok());
+  Upload();
+  CreateFile(dir->ino, "x", "pending");  // not uploaded: the directory is implied by it too
+  Result<struct stat> st = fs_->GetAttr(dir->ino);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->st_mode, S_IFDIR | 0700);
+  EXPECT_EQ(st->st_uid, 65534u);
+  EXPECT_EQ(st->st_gid, 65534u);
+  EXPECT_GT(st->st_mtim.tv_sec, 1000);  // the create changed it
+  EXPECT_EQ(st->st_mtim.tv_sec, st->st_ctim.tv_sec);
+}
+
+TEST_F(FilesystemWriteTest, KeyLengthRuleIsTheSameForFilesAndDirectories) {
+  // Keys are "root/" + name: a file key of exactly 1024 bytes works; a directory whose marker
+  // key would have 1025 does not.
+  uint64_t parent = kRoot;
+  std::string path = "root/";
+  while (path.size() + 201 < 1024) {
+    const std::string name(200, 'd');
+    Result<EntryReply> made = fs_->MkDir(parent, name, 0755, kAlice);
+    ASSERT_TRUE(made.ok()) << made.status().ToString();
+    parent = made->ino;
+    path += name + "/";
+  }
+  const std::string exact(1024 - path.size(), 'f');
+  auto created = fs_->Create(parent, exact, 0644, O_WRONLY | O_CREAT, kAlice);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  fs_->Release(created->second.handle);
+  EXPECT_EQ(ToErrno(fs_->Create(parent, exact + "g", 0644, O_WRONLY, kAlice).status()),
+            ENAMETOOLONG);
+  EXPECT_EQ(ToErrno(fs_->MkDir(parent, exact.substr(1) + "h", 0755, kAlice).status()),
+            ENAMETOOLONG);
+  EXPECT_TRUE(fs_->MkDir(parent, exact.substr(1), 0755, kAlice).ok());
 }
 
 }  // namespace

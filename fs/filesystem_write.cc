@@ -503,7 +503,7 @@ Result<uint64_t> Filesystem::RenameDirectory(const std::string& from, const std:
   return last;
 }
 
-void Filesystem::OnUploaded(const QueueRecord& record) {
+void Filesystem::OnUploaded(const QueueRecord& record, const std::string& etag) {
   const std::string& prefix = metadata_.options().prefix;
   auto path_of = [&prefix](std::string key) -> std::optional<std::string> {
     if (!key.starts_with(prefix)) return std::nullopt;
@@ -529,6 +529,11 @@ void Filesystem::OnUploaded(const QueueRecord& record) {
     if (std::optional<std::string> from = path_of(record.source)) {
       metadata_.RememberCopy(*from, *path, not_before, not_after);
     }
+  } else if (record.op == QueueOp::kSetMetadata && !etag.empty()) {  // empty: not applied
+    EntryInfo info;
+    info.size = record.size;
+    ApplyPosixMetadata(record.options.metadata, info);
+    metadata_.RememberAttributes(*path, info, not_before, not_after);
   }
   metadata_.InvalidateWithAncestors(*path);
 }

@@ -44,13 +44,14 @@ class FilesystemWriteTest : public ::testing::Test {
     Result<std::shared_ptr<StagingArea>> staging =
         StagingArea::Open(StagingOptions{.dir = dir_ + "/staging", .max_bytes = 64 << 20});
     ASSERT_TRUE(staging.ok()) << staging.status().ToString();
-    Result<std::unique_ptr<UploadQueue>> queue =
-        UploadQueue::Open(store_, UploadQueueOptions{.dir = dir_ + "/queue",
-                                                     .multipart_threshold = 8 << 20,
-                                                     .part_size = 5 << 20,
-                                                     .on_done = [this](const QueueRecord& r) {
-                                                       if (fs_) fs_->OnUploaded(r);
-                                                     }});
+    Result<std::unique_ptr<UploadQueue>> queue = UploadQueue::Open(
+        store_,
+        UploadQueueOptions{.dir = dir_ + "/queue",
+                           .multipart_threshold = 8 << 20,
+                           .part_size = 5 << 20,
+                           .on_done = [this](const QueueRecord& r, const std::string& etag) {
+                             if (fs_) fs_->OnUploaded(r, etag);
+                           }});
     ASSERT_TRUE(queue.ok()) << queue.status().ToString();
     queue_ = std::move(*queue);
     fs_ = std::make_unique<Filesystem>(

@@ -2,6 +2,7 @@
 // to recognise an object it uploaded before a restart.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +13,9 @@ namespace strata {
 
 // Part numbers run from 1 to kMaxPartNumber.
 inline constexpr int kMaxPartNumber = 10000;
+
+// The largest object one CopyObject copies (5 GiB); larger ones need UploadPartCopy.
+inline constexpr uint64_t kMaxCopyObjectBytes = 5ull << 30;
 
 // Whether an ETag a caller holds names the current one; surrounding quotes are ignored.
 bool EtagMatches(std::string_view wanted, std::string_view current);

@@ -13,6 +13,12 @@ namespace {
 constexpr int kApplicationId = 0x53545551;  // "STUQ"
 constexpr int kSchemaVersion = 1;
 
+// A kSetMetadata row (op 4, added after version 1 shipped) reuses the columns of a put: the new
+// user metadata in `metadata`, the ETag it is based on in `if_match`, the object's size in
+// `size`; `data_file` and `content_type` are empty. The schema did not change, so a database of
+// an older build opens and replays as it is; an older build refuses a database holding op 4
+// (kCorrupt: unknown op) instead of dropping the change.
+
 constexpr const char* kSchema =
     "CREATE TABLE entries ("
     " seq INTEGER PRIMARY KEY NOT NULL,"
@@ -161,7 +167,7 @@ Result<QueueDb::Contents> QueueDb::Load() {
     QueueRecord r;
     r.seq = ColumnU64(stmt, 0);
     const int64_t op = sqlite3_column_int64(stmt, 1);
-    if (op < 1 || op > 3) {
+    if (op < static_cast<int>(QueueOp::kPut) || op > static_cast<int>(QueueOp::kSetMetadata)) {
       st = Status::Corrupt("queue entry " + std::to_string(r.seq) + " has unknown op " +
                            std::to_string(op));
       break;

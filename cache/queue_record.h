@@ -21,6 +21,9 @@ enum class QueueOp : int {
   kPut = 1,     // upload a staged file as `key` (one PutObject or one multipart upload)
   kDelete = 2,  // delete `key`
   kCopy = 3,    // server-side copy of `source` to `key` (the first half of a rename)
+  // Replaces the user metadata of the object `key` by a server-side copy onto itself (chmod,
+  // chown, utimens of a file whose content is not pending): no body is uploaded.
+  kSetMetadata = 4,
 };
 
 inline std::string_view QueueOpName(QueueOp op) {
@@ -31,6 +34,8 @@ inline std::string_view QueueOpName(QueueOp op) {
       return "delete";
     case QueueOp::kCopy:
       return "copy";
+    case QueueOp::kSetMetadata:
+      return "set-metadata";
   }
   return "unknown";
 }
@@ -50,8 +55,14 @@ struct QueueRecord {
   std::string key{};        // the key written (put, copy) or deleted
   std::string source{};     // kCopy: the key copied from; empty otherwise
   std::string data_file{};  // kPut: the staged file's name under <queue dir>/data
-  uint64_t size = 0;        // kPut: bytes of the staged file
-  PutOptions options{};     // kPut: content type and metadata of the object
+  // kPut: bytes of the staged file. kSetMetadata: the object's size when it was enqueued.
+  uint64_t size = 0;
+  // kPut: content type and metadata of the object. kSetMetadata: `metadata` is the new user
+  // metadata (it replaces the names it holds and keeps the object's others) and `if_match` the
+  // ETag the change was based on: an object with another ETag was replaced by another writer
+  // and keeps its metadata. Empty if_match: based on whatever the SetMetadata of `key` that was
+  // already running at enqueue leaves (see QueueSchedule).
+  PutOptions options{};
   int64_t enqueued_unix_ms = 0;
   QueueState state = QueueState::kPending;
   uint32_t attempts = 0;  // failed attempts so far
@@ -75,14 +86,18 @@ struct PendingPut {
 // What the store will hold at a key once the queue has run, as far as the queue decides it.
 struct PendingState {
   enum class Kind {
-    kNone,     // nothing pending: the store's object (or its absence) is current
-    kPut,      // `put` holds the content
-    kDeleted,  // the key is being deleted
-    kCopy,     // a pending rename copies the store's object `copy_source` to this key
+    kNone,      // nothing pending: the store's object (or its absence) is current
+    kPut,       // `put` holds the content
+    kDeleted,   // the key is being deleted
+    kCopy,      // a pending rename copies the store's object `copy_source` to this key
+    kMetadata,  // the store's object stays, with `metadata` laid over its user metadata
   };
   Kind kind = Kind::kNone;
-  PendingPut put{};
+  PendingPut put{};  // kPut; put.options.metadata includes a later pending metadata change
   std::string copy_source{};
+  // kMetadata, and kCopy when `copy_source` has a pending metadata change: the s3fs attributes
+  // (mode, uid, gid, mtime) the object will carry; lay them over the store's (ApplyPosixMetadata).
+  std::optional<Metadata> metadata{};
 };
 
 enum class QueueEntryState {
@@ -115,7 +130,7 @@ struct QueueEntryView {
   QueueOp op = QueueOp::kPut;
   std::string key{};
   std::string source{};  // kCopy only
-  uint64_t size = 0;     // kPut only
+  uint64_t size = 0;     // kPut; kSetMetadata: the object's size
   std::chrono::system_clock::time_point enqueued_at{};
   std::chrono::milliseconds age{0};
   uint32_t attempts = 0;

@@ -23,9 +23,20 @@ namespace {
 using Outcome = QueueRunner::Outcome;
 using RunResult = QueueRunner::RunResult;
 
-RunResult Done() { return RunResult{Outcome::kDone, Status::Ok()}; }
-RunResult Failed(Status status) { return RunResult{Outcome::kFailed, std::move(status)}; }
-RunResult Stopped() { return RunResult{Outcome::kStopped, Status::Ok()}; }
+RunResult Done(std::string etag = "") {
+  return RunResult{Outcome::kDone, Status::Ok(), std::move(etag)};
+}
+RunResult Failed(Status status) { return RunResult{Outcome::kFailed, std::move(status), ""}; }
+RunResult Stopped() { return RunResult{Outcome::kStopped, Status::Ok(), ""}; }
+
+// A metadata change whose object another writer replaced or deleted: that version wins.
+RunResult NotApplied(const QueueRecord& record, std::string_view why) {
+  spdlog::warn(
+      "upload queue: '{}' was replaced or deleted by another writer ({}); chmod/chown/utimens "
+      "not applied",
+      record.key, why);
+  return Done();
+}
 
 // Local failures to save progress are worth retrying (a full disk may get space back).
 Status SaveFailed(const Status& st) {
@@ -67,8 +78,10 @@ QueueRunner::RunResult QueueRunner::Run(QueueRecord& record, const std::string& 
     }
     case QueueOp::kCopy: {
       Result<PutResult> copied = store_.Copy(record.source, record.key, CopyOptions{});
-      return copied.ok() ? Done() : Failed(copied.status());
+      return copied.ok() ? Done(copied->etag) : Failed(copied.status());
     }
+    case QueueOp::kSetMetadata:
+      return RunSetMetadata(record);
   }
   return Failed(Status::Internal("unknown queue operation"));
 }
@@ -98,7 +111,50 @@ QueueRunner::RunResult QueueRunner::RunPut(QueueRecord& record, const std::strin
   Result<PutResult> put = store_.Put(record.key, body, record.options);
   if (!put.ok()) return Failed(put.status());
   if (hooks.on_bytes_sent) hooks.on_bytes_sent(record.size);
-  return Done();
+  return Done(put->etag);
+}
+
+QueueRunner::RunResult QueueRunner::RunSetMetadata(const QueueRecord& record) {
+  Result<ObjectInfo> head = store_.Head(record.key);
+  if (!head.ok()) {
+    if (head.status().IsNotFound()) return NotApplied(record, "it is gone");
+    return Failed(head.status());
+  }
+  const bool applied = std::all_of(
+      record.options.metadata.begin(), record.options.metadata.end(), [&](const auto& field) {
+        auto it = head->metadata.find(field.first);
+        return it != head->metadata.end() && it->second == field.second;
+      });
+  // Already there: an earlier attempt copied, and its reply (or the record of it) was lost.
+  if (applied) return Done(head->etag);
+  if (!record.options.if_match.empty() && !EtagMatches(record.options.if_match, head->etag)) {
+    return NotApplied(
+        record, "ETag " + head->etag + ", the change was based on " + record.options.if_match);
+  }
+  if (head->size > kMaxCopyObjectBytes) {
+    spdlog::error(
+        "upload queue: cannot change the metadata of '{}': {} bytes is above the 5 GiB one "
+        "CopyObject copies (UploadPartCopy is not implemented)",
+        record.key, head->size);
+    return Failed(Status::InvalidArgument("metadata change of '" + record.key + "' (" +
+                                          std::to_string(head->size) +
+                                          " bytes): objects above 5 GiB cannot be copied"));
+  }
+  CopyOptions options;
+  options.directive = MetadataDirective::kReplace;
+  options.content_type = head->content_type;
+  options.metadata = head->metadata;  // names the change does not set are kept
+  for (const auto& [name, value] : record.options.metadata) {
+    options.metadata.insert_or_assign(name, value);
+  }
+  options.if_match = head->etag;
+  Result<PutResult> copied = store_.Copy(record.key, record.key, options);
+  if (copied.ok()) return Done(copied->etag);
+  if (copied.status().kind() == ErrorKind::kPreconditionFailed) {
+    return NotApplied(record, "it changed during the copy");
+  }
+  if (copied.status().IsNotFound()) return NotApplied(record, "it is gone");
+  return Failed(copied.status());
 }
 
 QueueRunner::RunResult QueueRunner::RunMultipart(QueueRecord& record, int fd, const Hooks& hooks) {
@@ -106,7 +162,7 @@ QueueRunner::RunResult QueueRunner::RunMultipart(QueueRecord& record, int fd, co
     Result<std::vector<PartInfo>> listed = store_.ListParts(record.key, record.upload_id);
     if (!listed.ok()) {
       if (!listed.status().IsNotFound()) return Failed(listed.status());
-      if (CompletedEarlier(record)) return Done();
+      if (std::optional<std::string> etag = CompletedEarlier(record)) return Done(*etag);
       spdlog::info("upload queue: multipart upload {} of '{}' is gone; starting over",
                    record.upload_id, record.key);
       Status st = ForgetUpload(record, hooks);
@@ -215,9 +271,9 @@ QueueRunner::RunResult QueueRunner::RunMultipart(QueueRecord& record, int fd, co
 
   Result<PutResult> completed =
       store_.CompleteMultipartUpload(record.key, record.upload_id, record.parts);
-  if (completed.ok()) return Done();
+  if (completed.ok()) return Done(completed->etag);
   if (!completed.status().IsNotFound()) return Failed(completed.status());
-  if (CompletedEarlier(record)) return Done();
+  if (std::optional<std::string> etag = CompletedEarlier(record)) return Done(*etag);
   Status st = ForgetUpload(record, hooks);
   if (!st.ok()) return Failed(SaveFailed(st));
   return Failed(
@@ -234,16 +290,19 @@ Status QueueRunner::ForgetUpload(QueueRecord& record, const Hooks& hooks) {
   return Status::Ok();
 }
 
-bool QueueRunner::CompletedEarlier(const QueueRecord& record) {
-  if (record.part_size == 0 || record.parts.empty()) return false;
+std::optional<std::string> QueueRunner::CompletedEarlier(const QueueRecord& record) {
+  if (record.part_size == 0 || record.parts.empty()) return std::nullopt;
   const uint64_t count = (record.size + record.part_size - 1) / record.part_size;
-  if (record.parts.size() != count) return false;
+  if (record.parts.size() != count) return std::nullopt;
   for (const PartInfo& part : record.parts) {
-    if (!IsHexMd5(part.etag)) return false;
+    if (!IsHexMd5(part.etag)) return std::nullopt;
   }
   Result<ObjectInfo> head = store_.Head(record.key);
-  return head.ok() && head->size == record.size &&
-         EtagMatches(MultipartEtag(record.parts), head->etag);
+  if (!head.ok() || head->size != record.size ||
+      !EtagMatches(MultipartEtag(record.parts), head->etag)) {
+    return std::nullopt;
+  }
+  return head->etag;
 }
 
 }  // namespace strata

@@ -8,6 +8,14 @@
 //     store no longer knows is started over, unless the object already carries the multipart
 //     ETag of the saved parts (a CompleteMultipartUpload whose reply was lost).
 //   - kDelete: one DeleteObject. kCopy: one server-side CopyObject, metadata copied.
+//   - kSetMetadata: a HEAD, then one CopyObject of the key onto itself with the metadata
+//     replaced: the record's metadata over the object's other user metadata, the object's
+//     Content-Type kept (REPLACE would reset it), conditional on the ETag the HEAD saw. When the
+//     object is gone or has another ETag than the record's base (options.if_match), or the copy
+//     answers 412, another writer replaced it: its version wins, the change is not applied, a
+//     warning names the key and the run counts as done (nothing to retry). An object that
+//     already carries the metadata is left alone (an earlier attempt's reply was lost). Objects
+//     above 5 GiB (one CopyObject's limit) fail for good: UploadPartCopy is not implemented.
 // S3 never holds a torn object: a Put is one PutObject or one completed multipart upload, and
 // the staged file must have exactly the recorded size before a byte is sent (kCorrupt if not).
 //
@@ -17,6 +25,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "backends/object_store.h"
@@ -50,6 +59,9 @@ class QueueRunner {
   struct RunResult {
     Outcome outcome = Outcome::kDone;
     Status status{};
+    // kDone: the ETag the store gave the object written (put, multipart upload, copy, metadata
+    // change). Empty for a delete and for a metadata change that was not applied.
+    std::string etag{};
   };
 
   // `store` and `db` must outlive *this. REQUIRES: both options > 0.
@@ -67,8 +79,9 @@ class QueueRunner {
   RunResult RunMultipart(QueueRecord& record, int fd, const Hooks& hooks);
   // Forgets the record's upload in QueueDb and in `record`, so the next attempt starts over.
   Status ForgetUpload(QueueRecord& record, const Hooks& hooks);
-  // Whether the object at record.key is the completed upload of record.parts.
-  bool CompletedEarlier(const QueueRecord& record);
+  RunResult RunSetMetadata(const QueueRecord& record);
+  // The object at record.key's ETag when it is the completed upload of record.parts.
+  std::optional<std::string> CompletedEarlier(const QueueRecord& record);
 
   ObjectStore& store_;
   QueueDb& db_;

@@ -42,14 +42,14 @@ const QueueSchedule::Entry* QueueSchedule::LastRemaining(const std::string& key)
   return nullptr;
 }
 
-void QueueSchedule::DropTail(const std::string& key, bool deletes, Plan* plan) {
+void QueueSchedule::DropTail(const std::string& key, std::initializer_list<QueueOp> ops,
+                             Plan* plan) {
   auto it = by_key_.find(key);
   if (it == by_key_.end()) return;
   for (auto seq = it->second.rbegin(); seq != it->second.rend(); ++seq) {
     Entry& entry = entries_.at(*seq);
     if (entry.phase == Phase::kDropping) continue;  // already planned by this plan
-    const bool droppable_op =
-        entry.record.op == QueueOp::kPut || (deletes && entry.record.op == QueueOp::kDelete);
+    const bool droppable_op = std::find(ops.begin(), ops.end(), entry.record.op) != ops.end();
     const bool idle = entry.phase == Phase::kQueued || entry.phase == Phase::kBackoff;
     if (!droppable_op || !idle) return;
     entry.phase = Phase::kDropping;
@@ -65,14 +65,14 @@ QueueSchedule::Plan QueueSchedule::PlanPut(QueueRecord put) {
   plan.ticket = put.seq;
   plan.next_seq = put.seq + 1;
   plan.forward_to = {put.seq};
-  DropTail(put.key, /*deletes=*/true, &plan);
+  DropTail(put.key, {QueueOp::kPut, QueueOp::kDelete, QueueOp::kSetMetadata}, &plan);
   plan.inserts.push_back(std::move(put));
   return plan;
 }
 
 QueueSchedule::Plan QueueSchedule::PlanDelete(const std::string& key, int64_t now_ms) {
   Plan plan;
-  DropTail(key, /*deletes=*/false, &plan);
+  DropTail(key, {QueueOp::kPut, QueueOp::kSetMetadata}, &plan);
   const Entry* last = LastRemaining(key);
   if (last != nullptr && last->record.op == QueueOp::kDelete &&
       last->record.state == QueueState::kPending) {
@@ -94,6 +94,27 @@ QueueSchedule::Plan QueueSchedule::PlanDelete(const std::string& key, int64_t no
   return plan;
 }
 
+QueueSchedule::Plan QueueSchedule::PlanSetMetadata(QueueRecord change) {
+  Plan plan;
+  change.op = QueueOp::kSetMetadata;
+  change.seq = next_seq_;
+  plan.ticket = change.seq;
+  plan.next_seq = change.seq + 1;
+  plan.forward_to = {change.seq};
+  DropTail(change.key, {QueueOp::kSetMetadata}, &plan);
+  if (!plan.drops.empty()) {
+    // Merged: the new change carries all attributes, but it is still based on the version the
+    // oldest dropped one was (drops run newest first).
+    change.options.if_match = entries_.at(plan.drops.back()).record.options.if_match;
+  } else if (const Entry* last = LastRemaining(change.key);
+             last != nullptr && last->record.op == QueueOp::kSetMetadata) {
+    // Behind a change that is running (or dead): the ETag it leaves is not known yet.
+    change.options.if_match.clear();
+  }
+  plan.inserts.push_back(std::move(change));
+  return plan;
+}
+
 Result<QueueSchedule::Plan> QueueSchedule::PlanRename(const std::string& from,
                                                       const std::string& to, int64_t now_ms) {
   Plan plan;
@@ -104,7 +125,9 @@ Result<QueueSchedule::Plan> QueueSchedule::PlanRename(const std::string& from,
     plan.next_seq = seq + 1;
     return plan;
   }
-  DropTail(from, /*deletes=*/false, &plan);
+  // A trailing metadata change of `from` is kept and stops the drop: it runs before the copy
+  // (which touches `from` too), so the copy carries the new metadata.
+  DropTail(from, {QueueOp::kPut}, &plan);
   const Entry* last_from = LastRemaining(from);
   const bool from_deleted = last_from != nullptr && last_from->record.op == QueueOp::kDelete;
   if (!plan.drops.empty()) {
@@ -142,7 +165,7 @@ Result<QueueSchedule::Plan> QueueSchedule::PlanRename(const std::string& from,
     del.enqueued_unix_ms = now_ms;
     plan.inserts.push_back(std::move(del));
   }
-  DropTail(to, /*deletes=*/true, &plan);
+  DropTail(to, {QueueOp::kPut, QueueOp::kDelete, QueueOp::kSetMetadata}, &plan);
   for (const QueueRecord& record : plan.inserts) plan.forward_to.push_back(record.seq);
   plan.ticket = seq;
   plan.synthetic_ticket = true;
@@ -441,9 +464,38 @@ PendingState QueueSchedule::Resolve(const std::string& key, uint64_t before) con
         return state;
       case QueueOp::kCopy: {
         PendingState source = Resolve(record.source, record.seq);
-        if (source.kind != PendingState::Kind::kNone) return source;
+        if (source.kind != PendingState::Kind::kNone &&
+            source.kind != PendingState::Kind::kMetadata) {
+          return source;
+        }
         state.kind = PendingState::Kind::kCopy;
         state.copy_source = record.source;
+        state.metadata = std::move(source.metadata);
+        return state;
+      }
+      case QueueOp::kSetMetadata: {
+        // Laid over whatever the older entries leave.
+        state = Resolve(key, record.seq);
+        auto over = [&record](Metadata& metadata) {
+          for (const auto& [name, value] : record.options.metadata) {
+            metadata.insert_or_assign(name, value);
+          }
+        };
+        switch (state.kind) {
+          case PendingState::Kind::kDeleted:
+            break;  // nothing to change: the entry will find no object
+          case PendingState::Kind::kPut:
+            over(state.put.options.metadata);
+            break;
+          case PendingState::Kind::kNone:
+            state.kind = PendingState::Kind::kMetadata;
+            [[fallthrough]];
+          case PendingState::Kind::kCopy:
+          case PendingState::Kind::kMetadata:
+            if (!state.metadata) state.metadata.emplace();
+            over(*state.metadata);
+            break;
+        }
         return state;
       }
     }

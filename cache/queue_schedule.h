@@ -12,12 +12,20 @@
 //     until it is retried or discarded.
 //   - Only entries that no worker is calling the store for are dropped, and only from the tail
 //     of a key's order, by a newer operation that makes them pointless:
-//       put K:          drops trailing puts and deletes of K (the new object replaces them);
-//       delete K:       drops trailing puts of K, then reuses a trailing pending delete of K;
+//       put K:          drops trailing puts, deletes and metadata changes of K (the new object
+//                       replaces them; it carries its own metadata);
+//       delete K:       drops trailing puts and metadata changes of K, then reuses a trailing
+//                       pending delete of K;
+//       set-metadata K: drops a trailing metadata change of K (merged: the new one carries all
+//                       attributes, and takes the base ETag of the one it drops). Behind one
+//                       that is running or dead its base ETag is cleared: that one's result is
+//                       not known yet;
 //       rename F -> T:  the newest trailing put of F becomes a put of T (its staged file is
 //                       reused) followed by a delete of F unless F's remaining tail is a delete;
-//                       without such a put, a copy F -> T then a delete of F are queued. Either
-//                       way trailing puts and deletes of T are dropped as for a put.
+//                       without such a put, a copy F -> T then a delete of F are queued. A
+//                       trailing metadata change of F is kept (it stops the search for a put):
+//                       it runs before the copy, which touches F too. Either way trailing puts,
+//                       deletes and metadata changes of T are dropped as for a put.
 //     Dropping never reorders what stays, and what a dropped entry would have done is done, or
 //     undone, by the entry that dropped it.
 //   - A failed entry that will be retried is parked (kBackoff) until its next attempt time: no
@@ -30,6 +38,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <set>
@@ -97,6 +106,9 @@ class QueueSchedule {
   // `put` has key, data_file, size, options and enqueued time set; the plan numbers it.
   Plan PlanPut(QueueRecord put);
   Plan PlanDelete(const std::string& key, int64_t now_ms);
+  // `change` has key, options (metadata and base ETag in if_match), size and enqueued time set;
+  // the plan numbers it and makes it a kSetMetadata.
+  Plan PlanSetMetadata(QueueRecord change);
   // kNotFound when `from`'s pending tail is a delete (nothing to rename).
   Result<Plan> PlanRename(const std::string& from, const std::string& to, int64_t now_ms);
   // kInvalidArgument unless `seq` is a dead entry.
@@ -151,8 +163,9 @@ class QueueSchedule {
 
  private:
   static std::vector<std::string> KeysOf(const QueueRecord& record);
-  // Marks the droppable tail of `key` (puts, and deletes when `deletes`) as kDropping.
-  void DropTail(const std::string& key, bool deletes, Plan* plan);
+  // Marks the droppable tail of `key` (idle entries writing `key` with one of `ops`, newest
+  // first, up to the first other one) as kDropping.
+  void DropTail(const std::string& key, std::initializer_list<QueueOp> ops, Plan* plan);
   // The newest entry of `key` that is not being dropped, or nullptr.
   const Entry* LastRemaining(const std::string& key) const;
   // Makes the head of `key` runnable if it may run.

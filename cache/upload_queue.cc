@@ -214,6 +214,25 @@ Result<uint64_t> UploadQueue::EnqueueRename(std::string from, std::string to) {
   return CommitPlan(*plan);
 }
 
+Result<uint64_t> UploadQueue::EnqueueSetMetadata(std::string key, Metadata metadata,
+                                                 std::string base_etag, uint64_t size) {
+  STRATA_RETURN_IF_ERROR(ValidateKey(key));
+  QueueRecord change;
+  change.op = QueueOp::kSetMetadata;
+  change.key = std::move(key);
+  change.size = size;
+  change.options.metadata = std::move(metadata);
+  change.options.if_match = std::move(base_etag);
+  change.enqueued_unix_ms = UnixMs();
+  MutexLock enqueue(enqueue_mu_);
+  QueueSchedule::Plan plan;
+  {
+    MutexLock lock(mu_);
+    plan = schedule_.PlanSetMetadata(std::move(change));
+  }
+  return CommitPlan(plan);
+}
+
 Result<uint64_t> UploadQueue::CommitPlan(const QueueSchedule::Plan& plan) {
   QueueDb::Batch batch;
   batch.inserts = plan.inserts;
@@ -328,7 +347,7 @@ void UploadQueue::RunClaimed(QueueRecord record, uint64_t run_id) {
                      dir_->root(), QueueOpName(record.op), record.key, record.attempts);
       }
       // Before the entry counts as done, so that whoever waits for it finds caches updated.
-      if (options_.on_done) options_.on_done(record);
+      if (options_.on_done) options_.on_done(record, result.etag);
       QueueSchedule::Released released;
       {
         MutexLock lock(mu_);

@@ -2,20 +2,21 @@
 // store and survives crashes (kill -9) and restarts. The write path hands it staged files on
 // fsync and close; workers upload them in the background.
 //
-// Durability. When EnqueuePut, EnqueueDelete or EnqueueRename returns a sequence number, the
-// operation is durable: for a put, the staged file was fsynced (again), renamed into
-// <dir>/data and that directory fsynced; for every call, the queue entries (and the removal of
-// the entries it dropped) were committed to SQLite in one transaction with synchronous=FULL, so
-// the WAL is fsynced. It survives kill -9 and power loss, and the next Open replays it. The
-// staging directory the file left is not fsynced: after a power loss the file may show up there
-// again, as a leftover its owner deletes. Files of dropped entries are deleted after the commit;
-// a crash in between leaves files that the next Open deletes. When a call returns an error,
-// nothing was queued and a put's staged file is back at its path if at all possible.
+// Durability. When EnqueuePut, EnqueueDelete, EnqueueRename or EnqueueSetMetadata returns a
+// sequence number, the operation is durable: for a put, the staged file was fsynced (again),
+// renamed into <dir>/data and that directory fsynced; for every call, the queue entries (and the
+// removal of the entries it dropped) were committed to SQLite in one transaction with
+// synchronous=FULL, so the WAL is fsynced. It survives kill -9 and power loss, and the next Open
+// replays it. The staging directory the file left is not fsynced: after a power loss the file may
+// show up there again, as a leftover its owner deletes. Files of dropped entries are deleted after
+// the commit; a crash in between leaves files that the next Open deletes. When a call returns an
+// error, nothing was queued and a put's staged file is back at its path if at all possible.
 //
 // Ordering (guarantee 7). Operations on one key reach the store in enqueue order, one at a
 // time; different keys proceed in parallel on `workers` threads. A put or delete that has not
 // started is dropped by a newer put or delete of its key; a rename moves a pending put to its
-// new key; see queue_schedule.h for the exact rules. Nothing deleted resurrects and no older
+// new key; a metadata change merges with a pending one of its key and is dropped by a newer put
+// or delete; see queue_schedule.h for the exact rules. Nothing deleted resurrects and no older
 // version lands after a newer one. A dead entry holds back later entries of its keys.
 //
 // Objects are never torn (guarantee 3): a put is one PutObject, or from multipart_threshold on
@@ -93,8 +94,10 @@ struct UploadQueueOptions {
   std::vector<std::string> owned_prefixes{};
   // Called by a worker, without the queue's locks held, after `record` took effect in the
   // store and before the entry counts as done (for Pending, WaitUploaded and Drain). Lets a
-  // cache learn the new state of record.key.
-  std::function<void(const QueueRecord& record)> on_done{};
+  // cache learn the new state of record.key. `etag`: the ETag the store gave the object written
+  // (put, copy, metadata change); empty for a delete and for a metadata change that another
+  // writer's version superseded (not applied).
+  std::function<void(const QueueRecord& record, const std::string& etag)> on_done{};
 };
 
 struct UploadQueueStats {
@@ -140,6 +143,14 @@ class UploadQueue {
   // sequence number that names the whole rename for WaitUploaded. kNotFound when `from` is being
   // deleted. from == to does nothing.
   Result<uint64_t> EnqueueRename(std::string from, std::string to);
+
+  // Queues a change of the user metadata of the object `key` (of `size` bytes) without
+  // uploading its body: a CopyObject onto itself that lays `metadata` over the object's, unless
+  // the object no longer has the ETag `base_etag` (another writer replaced it and wins; see
+  // queue_runner.h). A newer metadata change of the key merges with a pending one; a newer put
+  // or delete drops it. Returns a sequence number once durable.
+  Result<uint64_t> EnqueueSetMetadata(std::string key, Metadata metadata, std::string base_etag,
+                                      uint64_t size);
 
   // Waits until the operation `sequence` took effect in the store (OK), until it or an entry
   // that replaced it is dead (that error), or `timeout` passes (kTransient). An operation that

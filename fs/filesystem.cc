@@ -262,7 +262,8 @@ Result<OpenReply> Filesystem::Open(uint64_t ino, int flags) {
       if (pending.kind == PendingState::Kind::kDeleted) {
         return Status::NotFound("'" + node->path + "' was deleted");
       }
-      if (pending.kind != PendingState::Kind::kNone) {
+      if (pending.kind != PendingState::Kind::kNone &&
+          pending.kind != PendingState::Kind::kMetadata) {  // only attributes pending: S3's body
         // Not in S3 yet (or under another key): read what the queue will upload.
         uint64_t size = 0;
         Result<SourceReader> source = view_->SourceOf(node->path, &size);

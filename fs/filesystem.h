@@ -168,9 +168,10 @@ class Filesystem {
   Result<EntryReply> MkNod(uint64_t parent, const std::string& name, mode_t mode, dev_t rdev,
                            Caller caller);
 
-  // The queue's on_done: `record` took effect in S3. Forgets the stale metadata of its key and
+  // The queue's on_done: `record` took effect in S3, where the object written now has `etag`
+  // (empty: none, or a metadata change not applied). Forgets the stale metadata of its key and
   // remembers the attributes it stored (see MetadataCache::RememberAttributes).
-  void OnUploaded(const QueueRecord& record);
+  void OnUploaded(const QueueRecord& record, const std::string& etag);
 
   // Stats, queue listing and retry for the operator.
   ControlSurface& control() { return *control_; }

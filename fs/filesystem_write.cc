@@ -13,6 +13,7 @@
 #include <set>
 
 #include "backends/s3_keys.h"
+#include "backends/s3_multipart.h"
 #include "fs/filesystem.h"
 #include "fs/paths.h"
 
@@ -246,6 +247,21 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
   if (handle) {
     if (std::shared_ptr<FileHandle> file = FindFile(*handle); file && file->writer) {
       write = file->write;
+    }
+  }
+  if (!request.size && !write && (*current)->size <= kMaxCopyObjectBytes) {
+    // Attributes only of a file whose content is S3's: one server-side copy, no body upload.
+    PathLocks::Guard guard = names_.Lock({{node->path}});
+    const PendingState::Kind pending = writes_.queue->Pending(metadata_.KeyOf(node->path)).kind;
+    Result<std::optional<EntryInfo>> now = view_->Resolve(node->path);  // under the lock
+    if (!open_writes_.Find(node->path) && now.ok() && *now && !(*now)->etag.empty() &&
+        (pending == PendingState::Kind::kNone || pending == PendingState::Kind::kMetadata)) {
+      EntryInfo info = **now;
+      apply(info);
+      Result<uint64_t> sequence = writer_->SetMetadata(node->path, info, (*now)->etag);
+      guard.Unlock();
+      STRATA_RETURN_IF_ERROR(writer_->Await(sequence));
+      return ToStat(ino, info);
     }
   }
   if (!write) {
@@ -580,7 +596,7 @@ Result<uint64_t> Filesystem::RenameDirectory(const std::string& from, const std:
   return last;
 }
 
-void Filesystem::OnUploaded(const QueueRecord& record) {
+void Filesystem::OnUploaded(const QueueRecord& record, const std::string& etag) {
   const std::string& prefix = metadata_.options().prefix;
   auto path_of = [&prefix](std::string key) -> std::optional<std::string> {
     if (!key.starts_with(prefix)) return std::nullopt;
@@ -606,6 +622,11 @@ void Filesystem::OnUploaded(const QueueRecord& record) {
     if (std::optional<std::string> from = path_of(record.source)) {
       metadata_.RememberCopy(*from, *path, not_before, not_after);
     }
+  } else if (record.op == QueueOp::kSetMetadata && !etag.empty()) {  // empty: not applied
+    EntryInfo info;
+    info.size = record.size;
+    ApplyPosixMetadata(record.options.metadata, info);
+    metadata_.RememberAttributes(*path, info, not_before, not_after);
   }
   metadata_.InvalidateWithAncestors(*path);
 }

@@ -36,6 +36,7 @@ Result<std::optional<EntryInfo>> MergedView::InfoFromPending(const PendingState&
     info.mtime = head->last_modified;
     info.etag = head->etag;
     ApplyPosixMetadata(head->metadata, info);
+    if (pending.metadata) ApplyPosixMetadata(*pending.metadata, info);  // chmod before rename
     return std::optional<EntryInfo>(info);
   }
   return std::optional<EntryInfo>();
@@ -96,6 +97,8 @@ Result<std::optional<EntryInfo>> MergedView::Resolve(const std::string& path) {
     }
   } else if (file.kind == PendingState::Kind::kDeleted) {
     return std::optional<EntryInfo>();
+  } else if (file.kind == PendingState::Kind::kMetadata) {
+    ApplyPosixMetadata(*file.metadata, **info);  // chmod, chown, utimens not yet in S3
   }
   return info;
 }
@@ -152,6 +155,11 @@ Result<std::shared_ptr<const DirListing>> MergedView::List(const std::string& di
       if (it != merged->entries.end() && it->second.type != EntryType::kDirectory) {
         merged->entries.erase(it);
       }
+    } else if (state.kind == PendingState::Kind::kMetadata) {
+      auto it = merged->entries.find(rest);
+      if (it != merged->entries.end() && it->second.type != EntryType::kDirectory) {
+        ApplyPosixMetadata(*state.metadata, it->second);
+      }
     }
   }
   for (const std::string& name : emptied) {
@@ -196,7 +204,8 @@ Result<SourceReader> MergedView::SourceOf(const std::string& path, uint64_t* siz
             ObjectVersion{metadata_.options().bucket, pending.copy_source, head->etag, head->size};
         break;
       }
-      case PendingState::Kind::kNone: {
+      case PendingState::Kind::kNone:
+      case PendingState::Kind::kMetadata: {  // the body stays what S3 holds
         Result<std::optional<EntryInfo>> info = metadata_.Revalidate(path);
         if (!info.ok()) return info.status();
         if (!*info) return SourceReader();

@@ -59,6 +59,16 @@ PutOptions OpenWrites::PutOptionsFor(const EntryInfo& info) const {
   return options;
 }
 
+Result<uint64_t> OpenWrites::SetMetadata(const std::string& path, const EntryInfo& info,
+                                         const std::string& base_etag) {
+  Result<uint64_t> sequence = queue_.EnqueueSetMetadata(
+      metadata_.KeyOf(path), PutOptionsFor(info).metadata, base_etag, info.size);
+  if (!sequence.ok()) return sequence;
+  spdlog::debug("attributes of '{}': metadata change queued as #{}", path, *sequence);
+  metadata_.Invalidate(path);
+  return sequence;
+}
+
 Status OpenWrites::Await(Result<uint64_t> sequence) {
   if (!sequence.ok()) return sequence.status();
   if (!sync_upload_) return Status::Ok();

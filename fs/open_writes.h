@@ -57,6 +57,12 @@ class OpenWrites {
   // its sequence number (for Await, once the name locks are released).
   Result<uint64_t> PutSmall(const std::string& key, const std::string& content,
                             const EntryInfo& info);
+  // Queues the change of a file's attributes (mode, owner, mtime) to `info`'s as a server-side
+  // copy of its object onto itself, without uploading the body. For a file whose content is
+  // S3's object `base_etag` (no open write, no pending content). Returns its sequence number
+  // (for Await, once the name lock is released). REQUIRES: the caller holds the name's lock.
+  Result<uint64_t> SetMetadata(const std::string& path, const EntryInfo& info,
+                               const std::string& base_etag);
   // With sync_upload: waits until `sequence` is in S3. Else returns its status.
   Status Await(Result<uint64_t> sequence);
   // The write's attributes as s3fs headers.

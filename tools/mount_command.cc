@@ -299,14 +299,15 @@ int Serve(Daemon& d, StartReport& report) {
     }
     staging = *opened;
     Result<std::unique_ptr<UploadQueue>> replayed = UploadQueue::Open(
-        d.upload_store, UploadQueueOptions{.dir = plan.cache_dir + "/queue-v1",
-                                           .workers = d.args.upload_workers,
-                                           .multipart_threshold = plan.multipart_threshold,
-                                           .part_size = plan.part_size,
-                                           .owned_prefixes = {plan.url.prefix},
-                                           .on_done = [&d](const QueueRecord& record) {
-                                             d.fs.OnUploaded(record);
-                                           }});
+        d.upload_store,
+        UploadQueueOptions{.dir = plan.cache_dir + "/queue-v1",
+                           .workers = d.args.upload_workers,
+                           .multipart_threshold = plan.multipart_threshold,
+                           .part_size = plan.part_size,
+                           .owned_prefixes = {plan.url.prefix},
+                           .on_done = [&d](const QueueRecord& record, const std::string& etag) {
+                             d.fs.OnUploaded(record, etag);
+                           }});
     if (!replayed.ok()) {
       report.Send("upload queue in " + plan.cache_dir +
                   "/queue-v1: " + replayed.status().ToString());

@@ -45,13 +45,14 @@ class FilesystemWriteTest : public ::testing::Test {
     Result<std::shared_ptr<StagingArea>> staging =
         StagingArea::Open(StagingOptions{.dir = dir_ + "/staging", .max_bytes = 64 << 20});
     ASSERT_TRUE(staging.ok()) << staging.status().ToString();
-    Result<std::unique_ptr<UploadQueue>> queue =
-        UploadQueue::Open(store_, UploadQueueOptions{.dir = dir_ + "/queue",
-                                                     .multipart_threshold = 8 << 20,
-                                                     .part_size = 5 << 20,
-                                                     .on_done = [this](const QueueRecord& r) {
-                                                       if (fs_) fs_->OnUploaded(r);
-                                                     }});
+    Result<std::unique_ptr<UploadQueue>> queue = UploadQueue::Open(
+        store_,
+        UploadQueueOptions{.dir = dir_ + "/queue",
+                           .multipart_threshold = 8 << 20,
+                           .part_size = 5 << 20,
+                           .on_done = [this](const QueueRecord& r, const std::string& etag) {
+                             if (fs_) fs_->OnUploaded(r, etag);
+                           }});
     ASSERT_TRUE(queue.ok()) << queue.status().ToString();
     queue_ = std::move(*queue);
     fs_ = std::make_unique<Filesystem>(
@@ -331,6 +332,105 @@ TEST_F(FilesystemWriteTest, PendingChangesSurviveARestart) {
   EXPECT_TRUE(InoOf(kRoot, "dir").ok());
   Upload();
   EXPECT_EQ(Object("root/kept"), "acknowledged");
+}
+
+TEST_F(FilesystemWriteTest, ChmodOfACleanFileIsOneCopyInPlaceWithoutReupload) {
+  Put("root/clean", "the body");
+  Result<uint64_t> ino = InoOf(kRoot, "clean");
+  ASSERT_TRUE(ino.ok());
+  const uint64_t puts = store_.stats().put;
+  Result<struct stat> st = fs_->SetAttr(*ino, SetAttrRequest{.mode = 0600}, std::nullopt);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->st_mode, S_IFREG | 0600);
+  EXPECT_EQ(st->st_size, 8);
+  // Visible at once, in the attributes and in the listing, before the queue ran.
+  EXPECT_EQ(fs_->GetAttr(*ino)->st_mode, S_IFREG | 0600);
+  Result<uint64_t> dir = fs_->OpenDir(kRoot);
+  ASSERT_TRUE(dir.ok());
+  Result<std::vector<DirEntryView>> entries = fs_->DirEntries(*dir, 0);
+  ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->size(), 1u);
+  EXPECT_EQ((*entries)[0].info.mode.value_or(0), 0600u);
+  fs_->ReleaseDir(*dir);
+  EXPECT_EQ(ReadAll(*ino), "the body");
+  EXPECT_EQ(MetaOf("root/clean").count("mode"), 0u) << "not in S3 before the queue runs";
+
+  Upload();
+  EXPECT_EQ(store_.stats().put, puts) << "no body re-upload";
+  EXPECT_EQ(store_.stats().copy, 1u);
+  EXPECT_EQ(Object("root/clean"), "the body");
+  EXPECT_EQ(MetaOf("root/clean")["mode"], std::to_string(S_IFREG | 0600));
+  EXPECT_EQ(fs_->GetAttr(*ino)->st_mode, S_IFREG | 0600);
+  clock_.Advance(std::chrono::seconds(2));  // the cached entries expire: listings show it too
+  Result<EntryReply> again = fs_->Lookup(kRoot, "clean");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->attr.st_mode, S_IFREG | 0600);
+}
+
+TEST_F(FilesystemWriteTest, ChownThenUtimensOfACleanFileMergeIntoOneCopy) {
+  Put("root/f", "body");
+  Result<uint64_t> ino = InoOf(kRoot, "f");
+  ASSERT_TRUE(ino.ok());
+  ASSERT_TRUE(fs_->SetAttr(*ino, SetAttrRequest{.uid = 42, .gid = 43}, std::nullopt).ok());
+  const TimePoint mtime = TimePoint(std::chrono::seconds(1700000000));
+  Result<struct stat> st = fs_->SetAttr(*ino, SetAttrRequest{.mtime = mtime}, std::nullopt);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->st_uid, 42u);
+  EXPECT_EQ(st->st_mtime, 1700000000);
+  EXPECT_EQ(queue_->List().size(), 1u) << "the second change merged into the first";
+  Upload();
+  EXPECT_EQ(store_.stats().copy, 1u);
+  Metadata meta = MetaOf("root/f");
+  EXPECT_EQ(meta["uid"], "42");
+  EXPECT_EQ(meta["gid"], "43");
+  EXPECT_EQ(meta["mtime"], "1700000000.000000000");
+  EXPECT_EQ(Object("root/f"), "body");
+}
+
+TEST_F(FilesystemWriteTest, ChmodRacingAnotherWritersOverwriteKeepsTheirVersion) {
+  Put("root/f", "ours");
+  Result<uint64_t> ino = InoOf(kRoot, "f");
+  ASSERT_TRUE(ino.ok());
+  ASSERT_TRUE(fs_->SetAttr(*ino, SetAttrRequest{.mode = 0600}, std::nullopt).ok());
+  ASSERT_TRUE(store_.Put("root/f", "theirs", PutOptions{.metadata = {{"mode", "33261"}}}).ok());
+  Upload();
+  EXPECT_EQ(Object("root/f"), "theirs");
+  EXPECT_EQ(MetaOf("root/f")["mode"], "33261");
+  EXPECT_EQ(store_.stats().copy, 0u);
+  EXPECT_EQ(queue_->stats().depth, 0u);
+  EXPECT_EQ(queue_->stats().dead_letters, 0u);
+  EXPECT_NE(fs_->GetAttr(*ino)->st_mode, S_IFREG | 0600) << "the dropped change no longer shows";
+}
+
+TEST_F(FilesystemWriteTest, PendingChmodSurvivesARestart) {
+  Put("root/f", "body");
+  Result<uint64_t> ino = InoOf(kRoot, "f");
+  ASSERT_TRUE(ino.ok());
+  ASSERT_TRUE(fs_->SetAttr(*ino, SetAttrRequest{.mode = 0604}, std::nullopt).ok());
+  Reopen();  // nothing uploaded yet: the queue on disk holds the change
+  Result<EntryReply> entry = fs_->Lookup(kRoot, "f");
+  ASSERT_TRUE(entry.ok()) << entry.status().ToString();
+  EXPECT_EQ(entry->attr.st_mode, S_IFREG | 0604);
+  EXPECT_EQ(ReadAll(entry->ino), "body");
+  Upload();
+  EXPECT_EQ(MetaOf("root/f")["mode"], std::to_string(S_IFREG | 0604));
+  EXPECT_EQ(store_.stats().copy, 1u);
+  EXPECT_EQ(store_.stats().put, 1u) << "only the seeding put";
+}
+
+TEST_F(FilesystemWriteTest, ChmodOfAFileWithPendingContentOrATruncateStillPuts) {
+  const uint64_t ino = CreateFile(kRoot, "new", "pending");
+  ASSERT_TRUE(fs_->SetAttr(ino, SetAttrRequest{.mode = 0600}, std::nullopt).ok());
+  Put("root/cut", "123456");
+  Result<uint64_t> cut = InoOf(kRoot, "cut");
+  ASSERT_TRUE(cut.ok());
+  ASSERT_TRUE(fs_->SetAttr(*cut, SetAttrRequest{.size = 3, .mode = 0600}, std::nullopt).ok());
+  Upload();
+  EXPECT_EQ(store_.stats().copy, 0u);
+  EXPECT_EQ(Object("root/new"), "pending");
+  EXPECT_EQ(MetaOf("root/new")["mode"], std::to_string(S_IFREG | 0600));
+  EXPECT_EQ(Object("root/cut"), "123");
+  EXPECT_EQ(MetaOf("root/cut")["mode"], std::to_string(S_IFREG | 0600));
 }
 
 TEST_F(FilesystemWriteTest, ReadOnlyWithoutWriteServices) {

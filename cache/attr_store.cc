@@ -313,6 +313,12 @@ void AttrStore::PutMany(const std::vector<std::pair<std::string, KnownVersion>>&
 }
 
 std::optional<KnownVersion> AttrStore::Get(std::string_view key, std::string_view etag) {
+  return Find(key, &etag);
+}
+
+std::optional<KnownVersion> AttrStore::Latest(std::string_view key) { return Find(key, nullptr); }
+
+std::optional<KnownVersion> AttrStore::Find(std::string_view key, const std::string_view* etag) {
   MutexLock lock(mu_);
   std::optional<KnownVersion> found;
   Status problem;
@@ -329,7 +335,7 @@ std::optional<KnownVersion> AttrStore::Get(std::string_view key, std::string_vie
     }
   }
   if (!problem.ok()) Failed(problem, "get");
-  if (found && found->etag != etag) found.reset();
+  if (found && etag != nullptr && found->etag != *etag) found.reset();
   ++(found ? counters_.hits : counters_.misses);
   return found;
 }

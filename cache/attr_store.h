@@ -82,6 +82,8 @@ class AttrStore {
   // What is known of `key` at `etag`; nullopt when the key is unknown, known only at another
   // ETag, or the database failed.
   std::optional<KnownVersion> Get(std::string_view key, std::string_view etag);
+  // What is known of `key` at whatever ETag (the source of a copy, a directory marker).
+  std::optional<KnownVersion> Latest(std::string_view key);
 
   // The known rows directly under `dir_prefix` ("" for the bucket root, else ending in '/'),
   // by key: "a/" gives "a/x" and the directory marker "a/d/", never "a/d/y". The caller
@@ -101,6 +103,8 @@ class AttrStore {
 
  private:
   explicit AttrStore(AttrStoreOptions options);
+  // Get (`etag` compared) or Latest (`etag` null).
+  std::optional<KnownVersion> Find(std::string_view key, const std::string_view* etag);
 
   // Opens options_.path into db_ and prepares the statements; db_ stays empty on failure.
   Status OpenFileLocked() REQUIRES(mu_);

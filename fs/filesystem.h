@@ -170,7 +170,7 @@ class Filesystem {
 
   // The queue's on_done: `record` took effect in S3, where the object written now has `etag`
   // (empty: none, or a metadata change not applied). Forgets the stale metadata of its key and
-  // remembers the attributes it stored (see MetadataCache::RememberAttributes).
+  // records what the object now is in the AttrStore (see MetadataCache::Learned).
   void OnUploaded(const QueueRecord& record, const std::string& etag);
 
   // Stats, queue listing and retry for the operator.

@@ -604,31 +604,29 @@ void Filesystem::OnUploaded(const QueueRecord& record, const std::string& etag) 
     if (!key.empty() && key.back() == '/') key.pop_back();
     return key;
   };
-  const std::optional<std::string> path = path_of(record.key);
-  if (!path) return;
-  // The object's Last-Modified falls between the enqueue and now; allow for clock skew.
-  constexpr auto kSkew = std::chrono::seconds(5);
-  const TimePoint not_before =
-      TimePoint(std::chrono::milliseconds(record.enqueued_unix_ms)) - kSkew;
-  const TimePoint not_after = Now() + kSkew;
-  if (record.op == QueueOp::kPut) {
-    EntryInfo info;
-    info.type = record.key.ends_with('/') ? EntryType::kDirectory : EntryType::kFile;
-    info.size = record.size;
-    ApplyPosixMetadata(record.options.metadata, info);
-    if (record.key.ends_with('/')) info.type = EntryType::kDirectory;
-    metadata_.RememberAttributes(*path, info, not_before, not_after);
-  } else if (record.op == QueueOp::kCopy) {
-    if (std::optional<std::string> from = path_of(record.source)) {
-      metadata_.RememberCopy(*from, *path, not_before, not_after);
-    }
-  } else if (record.op == QueueOp::kSetMetadata && !etag.empty()) {  // empty: not applied
-    EntryInfo info;
-    info.size = record.size;
-    ApplyPosixMetadata(record.options.metadata, info);
-    metadata_.RememberAttributes(*path, info, not_before, not_after);
+  // What the object is now, so that listings show its attributes without a HEAD, also after a
+  // restart (the AttrStore persists).
+  switch (record.op) {
+    case QueueOp::kPut:
+      if (!etag.empty()) {
+        metadata_.Learned(record.key, KnownVersion{.etag = etag,
+                                                   .metadata = record.options.metadata,
+                                                   .content_type = record.options.content_type});
+      }
+      break;
+    case QueueOp::kCopy:
+      if (!etag.empty()) metadata_.LearnedCopy(record.source, record.key, etag);
+      break;
+    case QueueOp::kSetMetadata:
+      if (!etag.empty()) metadata_.LearnedMetadata(record.key, etag, record.options.metadata);
+      break;
+    case QueueOp::kDelete:
+      metadata_.Forgotten(record.key);
+      break;
   }
-  metadata_.InvalidateWithAncestors(*path);
+  if (const std::optional<std::string> path = path_of(record.key)) {
+    metadata_.InvalidateWithAncestors(*path);
+  }
 }
 
 }  // namespace strata

@@ -143,8 +143,9 @@ void ApplyPosixMetadata(const Metadata& user_metadata, EntryInfo& info) {
   if (auto ctime = time("ctime")) info.ctime = *ctime;
 }
 
-MetadataCache::MetadataCache(ObjectStore& store, Clock& clock, MetadataOptions options)
-    : store_(store), clock_(clock), options_(std::move(options)) {}
+MetadataCache::MetadataCache(ObjectStore& store, Clock& clock, MetadataOptions options,
+                             AttrStore* attrs)
+    : store_(store), clock_(clock), options_(std::move(options)), attrs_(attrs) {}
 
 bool MetadataCache::Fresh(Clock::MonoTime fetched, std::chrono::milliseconds ttl) {
   return clock_.Now() - fetched < ttl;
@@ -160,6 +161,7 @@ Result<std::optional<EntryInfo>> MetadataCache::Lookup(const std::string& dir,
   if (!ValidFileName(name)) return std::optional<EntryInfo>();
   const std::string path = JoinPath(dir, name);
   uint64_t epoch = 0;
+  std::optional<EntryInfo> listed;  // from a fresh listing, attributes not known yet
   {
     MutexLock lock(mu_);
     if (auto it = entries_.find(path); it != entries_.end()) {
@@ -170,14 +172,20 @@ Result<std::optional<EntryInfo>> MetadataCache::Lookup(const std::string& dir,
         it != listings_.end() && Fresh(it->second->fetched, options_.attr_ttl)) {
       auto entry = it->second->entries.find(name);
       if (entry == it->second->entries.end()) return std::optional<EntryInfo>();
-      return std::optional<EntryInfo>(entry->second);
+      if (!it->second->unknown.contains(name)) return std::optional<EntryInfo>(entry->second);
+      listed = entry->second;
     }
     epoch = epoch_;
   }
-  Result<std::optional<EntryInfo>> fetched = FetchEntry(path);
-  if (!fetched.ok()) return fetched.status();
+  Result<std::optional<EntryInfo>> fetched = std::optional<EntryInfo>();
+  if (listed) {
+    CompleteEntry(path, *listed);
+    fetched = std::move(listed);
+  } else {
+    fetched = FetchEntry(path);
+    if (!fetched.ok()) return fetched.status();
+  }
   MutexLock lock(mu_);
-  if (*fetched && !remembered_.empty()) ApplyRemembered(path, **fetched);
   if (epoch == epoch_) entries_[path] = CachedEntry{*fetched, clock_.Now()};
   return fetched;
 }
@@ -224,45 +232,78 @@ void MetadataCache::Invalidate(const std::string& path) {
   listings_.erase(ParentPath(path));
 }
 
-void MetadataCache::RememberAttributes(const std::string& path, const EntryInfo& info,
-                                       TimePoint not_before, TimePoint not_after) {
-  constexpr size_t kMaxRemembered = 200000;  // about 30 MB at most
-  MutexLock lock(mu_);
-  if (remembered_.size() >= kMaxRemembered) remembered_.clear();
-  remembered_[path] = Remembered{info, not_before, not_after};
+void MetadataCache::Learned(const std::string& key, const KnownVersion& version) {
+  if (attrs_ == nullptr) return;
+  if (key.ends_with('/')) {
+    KnownVersion marker = version;
+    marker.etag.clear();  // every empty marker has the same ETag: not compared
+    attrs_->Put(key, marker);
+    return;
+  }
+  attrs_->Put(key, version);
 }
 
-void MetadataCache::RememberCopy(const std::string& from, const std::string& to,
-                                 TimePoint not_before, TimePoint not_after) {
-  MutexLock lock(mu_);
-  auto it = remembered_.find(from);
-  if (it == remembered_.end()) return;
-  Remembered copy = it->second;
-  copy.not_before = not_before;
-  copy.not_after = not_after;
-  remembered_[to] = copy;
+void MetadataCache::LearnedCopy(const std::string& from, const std::string& to,
+                                const std::string& etag) {
+  if (attrs_ == nullptr) return;
+  std::optional<KnownVersion> known = attrs_->Latest(from);
+  if (!known) return;
+  known->etag = etag;
+  attrs_->Put(to, *known);
 }
 
-void MetadataCache::ApplyRemembered(const std::string& path, EntryInfo& info) {
-  auto it = remembered_.find(path);
-  if (it == remembered_.end()) return;
-  const Remembered& r = it->second;
-  if (info.type == EntryType::kDirectory) {
-    if (r.info.type != EntryType::kDirectory) return;
-  } else if (r.info.type == EntryType::kDirectory || info.size != r.info.size ||
-             info.mtime < r.not_before || info.mtime > r.not_after) {
-    return;  // another object than the one written
+void MetadataCache::LearnedMetadata(const std::string& key, const std::string& etag,
+                                    const Metadata& metadata) {
+  if (attrs_ == nullptr) return;
+  KnownVersion known = attrs_->Latest(key).value_or(KnownVersion{});
+  known.etag = etag;
+  for (const auto& [name, value] : metadata) known.metadata[name] = value;
+  attrs_->Put(key, known);
+}
+
+void MetadataCache::Forgotten(const std::string& key) {
+  if (attrs_ != nullptr) attrs_->Erase(key);
+}
+
+bool MetadataCache::ApplyKnown(const std::optional<KnownVersion>& known, EntryInfo& info) {
+  if (!known) return false;
+  ApplyPosixMetadata(known->metadata, info);
+  return true;
+}
+
+Result<std::optional<ObjectInfo>> MetadataCache::HeadAndLearn(const std::string& key) {
+  {
+    MutexLock lock(mu_);
+    counters_.head_requests++;
   }
-  if (r.info.mode) info.mode = r.info.mode;
-  if (r.info.uid) info.uid = r.info.uid;
-  if (r.info.gid) info.gid = r.info.gid;
-  if (r.info.mtime != TimePoint{}) info.mtime = r.info.mtime;
-  if (r.info.atime != TimePoint{}) info.atime = r.info.atime;
-  if (r.info.ctime != TimePoint{}) info.ctime = r.info.ctime;
-  info.rdev = r.info.rdev;
-  if (r.info.type != EntryType::kDirectory && info.type == EntryType::kFile) {
-    info.type = r.info.type;
+  Result<ObjectInfo> head = store_.Head(key);
+  if (!head.ok()) {
+    if (!head.status().IsNotFound()) return head.status();
+    // A directory without a marker (implicit) has nothing more to learn; remember that too.
+    if (key.ends_with('/')) Learned(key, KnownVersion{});
+    return std::optional<ObjectInfo>();
   }
+  Learned(key,
+          KnownVersion{
+              .etag = head->etag, .metadata = head->metadata, .content_type = head->content_type});
+  return std::optional<ObjectInfo>(std::move(*head));
+}
+
+void MetadataCache::CompleteEntry(const std::string& path, EntryInfo& info) {
+  const bool dir = info.type == EntryType::kDirectory;
+  const std::string key = dir ? KeyOf(path) + "/" : KeyOf(path);
+  if (attrs_ != nullptr &&
+      ApplyKnown(dir ? attrs_->Latest(key) : attrs_->Get(key, info.etag), info)) {
+    MutexLock lock(mu_);
+    counters_.attributes_known++;
+    return;
+  }
+  Result<std::optional<ObjectInfo>> head = HeadAndLearn(key);
+  if (!head.ok() || !*head) return;  // keeps the listing's values
+  if (!dir) {
+    info = FileFromObject(**head);
+  }
+  ApplyPosixMetadata((*head)->metadata, info);
 }
 
 void MetadataCache::InvalidateWithAncestors(const std::string& path) {
@@ -326,17 +367,11 @@ Result<std::vector<std::string>> MetadataCache::KeysUnder(const std::string& key
 }
 
 Result<std::optional<EntryInfo>> MetadataCache::HeadFile(const std::string& path) {
-  {
-    MutexLock lock(mu_);
-    counters_.head_requests++;
-  }
-  Result<ObjectInfo> head = store_.Head(KeyOf(path));
-  if (!head.ok()) {
-    if (head.status().IsNotFound()) return std::optional<EntryInfo>();
-    return head.status();
-  }
-  EntryInfo info = FileFromObject(*head);
-  ApplyPosixMetadata(head->metadata, info);
+  Result<std::optional<ObjectInfo>> head = HeadAndLearn(KeyOf(path));
+  if (!head.ok()) return head.status();
+  if (!*head) return std::optional<EntryInfo>();
+  EntryInfo info = FileFromObject(**head);
+  ApplyPosixMetadata((*head)->metadata, info);
   return std::optional<EntryInfo>(std::move(info));
 }
 
@@ -355,7 +390,11 @@ Result<std::optional<EntryInfo>> MetadataCache::FetchEntry(const std::string& pa
     Result<ListPage> page = store_.List(options);
     if (!page.ok()) return page.status();
     for (const std::string& prefix : page->common_prefixes) {
-      if (prefix == dir_prefix) return std::optional<EntryInfo>(DirectoryEntry());
+      if (prefix == dir_prefix) {
+        EntryInfo dir = DirectoryEntry();
+        CompleteEntry(path, dir);
+        return std::optional<EntryInfo>(dir);
+      }
     }
     bool past = false;
     for (const ObjectInfo& object : page->objects) {
@@ -366,11 +405,7 @@ Result<std::optional<EntryInfo>> MetadataCache::FetchEntry(const std::string& pa
     if (past || !page->truncated) break;
     options.continuation_token = page->next_continuation_token;
   }
-  if (file && options_.head_every_entry) {
-    // s3fs attributes were asked for: the HEAD has them (and may reveal a symlink).
-    Result<std::optional<EntryInfo>> head = HeadFile(path);
-    if (head.ok() && *head) return head;
-  }
+  if (file) CompleteEntry(path, *file);
   return file;
 }
 
@@ -423,32 +458,41 @@ Result<std::shared_ptr<const DirListing>> MetadataCache::FetchListing(const std:
   if (!dir.empty() && !marker && listing->entries.empty() && skipped.empty()) {
     return Status::NotFound("directory '" + dir + "' does not exist");
   }
-  if (options_.head_every_entry) {
-    // Bounded parallel HEADs for s3fs attributes; a failed HEAD keeps the listing's values.
-    std::vector<std::pair<const std::string*, EntryInfo*>> files;
-    for (auto& [name, info] : listing->entries) {
-      if (info.type == EntryType::kFile) files.emplace_back(&name, &info);
+  // Attributes: what the AttrStore knows of each version, else (with head_every_entry) one
+  // HEAD per entry, in bounded parallel; else the listing's values until a Lookup.
+  std::map<std::string, KnownVersion> known;
+  if (attrs_ != nullptr) known = attrs_->Children(prefix);
+  std::vector<std::pair<std::string, EntryInfo*>> unknown;
+  for (auto& [name, info] : listing->entries) {
+    const bool is_dir = info.type == EntryType::kDirectory;
+    auto it = known.find(prefix + name + (is_dir ? "/" : ""));
+    if (it != known.end() && (is_dir || it->second.etag == info.etag)) {
+      ApplyPosixMetadata(it->second.metadata, info);
+    } else {
+      unknown.emplace_back(name, &info);
     }
+  }
+  {
+    MutexLock lock(mu_);
+    counters_.attributes_known += listing->entries.size() - unknown.size();
+    counters_.attributes_unknown += unknown.size();
+  }
+  if (options_.head_every_entry && !unknown.empty()) {
     std::atomic<size_t> next{0};
     std::vector<std::thread> workers;
-    const size_t count =
-        std::min<size_t>(files.size(), static_cast<size_t>(std::max(1, options_.head_parallelism)));
+    const size_t count = std::min<size_t>(
+        unknown.size(), static_cast<size_t>(std::max(1, options_.head_parallelism)));
     for (size_t w = 0; w < count; ++w) {
       workers.emplace_back([&] {
-        for (size_t i = next++; i < files.size(); i = next++) {
-          Result<std::optional<EntryInfo>> head = HeadFile(JoinPath(dir, *files[i].first));
-          if (head.ok() && *head) *files[i].second = **head;
+        for (size_t i = next++; i < unknown.size(); i = next++) {
+          CompleteEntry(JoinPath(dir, unknown[i].first), *unknown[i].second);
         }
       });
     }
     for (std::thread& worker : workers) worker.join();
+    unknown.clear();
   }
-  {
-    MutexLock lock(mu_);
-    if (!remembered_.empty()) {
-      for (auto& [name, info] : listing->entries) ApplyRemembered(JoinPath(dir, name), info);
-    }
-  }
+  for (const auto& [name, info] : unknown) listing->unknown.insert(name);
   listing->fetched = clock_.Now();
   return std::shared_ptr<const DirListing>(std::move(listing));
 }

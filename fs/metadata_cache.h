@@ -5,9 +5,14 @@
 // A directory is a common prefix or a "dir/" marker object; when both a file "x" and a
 // directory "x/" exist, the directory wins (the file is hidden, with one warning). Keys that
 // cannot be file names (empty segments, "." or "..", names over 255 bytes) are skipped with one
-// warning. File attributes come from the listing (size, mtime = Last-Modified); POSIX attributes
-// stored by s3fs (x-amz-meta-mode/uid/gid/mtime) are honoured whenever a HEAD was made anyway,
-// and for every entry when `head_every_entry` is set (bounded parallel HEADs).
+// warning. File attributes come from the listing (size, mtime = Last-Modified); the POSIX
+// attributes stored in s3fs's headers (x-amz-meta-mode/uid/gid/mtime/atime/ctime/rdev) come
+// from the AttrStore, which holds the user metadata of every object version this mount (or an
+// earlier one) learned or wrote, keyed by key and ETag. Listings take them from there without a
+// request. A version the store has not seen costs one HEAD, ever: at Lookup of its name, or for
+// every listed entry (bounded parallel HEADs) when `head_every_entry` is set. A directory's
+// attributes are its "dir/" marker's, learned the same way (a marker's ETag is not compared:
+// every empty marker has the same one).
 #pragma once
 
 #include <sys/types.h>
@@ -17,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 
@@ -24,6 +30,7 @@
 #include "base/clock.h"
 #include "base/mutex.h"
 #include "base/thread_annotations.h"
+#include "cache/attr_store.h"
 
 namespace strata {
 
@@ -64,6 +71,9 @@ struct DirListing {
   std::map<std::string, EntryInfo> entries;
   Clock::MonoTime fetched{};
   bool marker = false;  // S3 holds the directory's own "dir/" marker object
+  // Entries whose object version the AttrStore did not know: shown with the listing's values
+  // (defaults for mode and owner) until a Lookup of the name HEADs them.
+  std::set<std::string> unknown;
 };
 
 struct MetadataOptions {
@@ -78,12 +88,20 @@ struct MetadataOptions {
 struct MetadataCounters {
   uint64_t list_requests = 0;
   uint64_t head_requests = 0;
+  uint64_t attributes_known = 0;    // entries whose attributes the AttrStore knew
+  uint64_t attributes_unknown = 0;  // entries listed with an ETag it had not seen
 };
 
 class MetadataCache {
  public:
-  // `store` and `clock` must outlive *this.
-  MetadataCache(ObjectStore& store, Clock& clock, MetadataOptions options);
+  // `store`, `clock` and `attrs` must outlive *this. Without `attrs` nothing is remembered
+  // of user metadata beyond the attribute TTL (every lookup of a file HEADs it).
+  MetadataCache(ObjectStore& store, Clock& clock, MetadataOptions options,
+                AttrStore* attrs = nullptr);
+
+  // Sets the AttrStore. REQUIRES: before any request is served (the mount opens its database
+  // in the serving process, which is a fork of the one that built *this).
+  void AttachAttrStore(AttrStore* attrs) { attrs_ = attrs; }
 
   // The entry `name` in directory `dir`, or nullopt when there is none. Answers from a fresh
   // listing of `dir` when there is one, else asks S3 (HEAD, then a one-key LIST for a
@@ -114,15 +132,15 @@ class MetadataCache {
   // Forgets everything (e.g. after a directory was renamed).
   void InvalidateAll();
 
-  // Remembers the POSIX attributes (mode, uid, gid, mtime) this mount stored on `path`, so
-  // that listings, which carry no user metadata, show them without a HEAD per entry. A listed
-  // file takes them only while it is the object that was written: same size, Last-Modified
-  // within [not_before, not_after]. A directory (its marker) takes them while remembered.
-  void RememberAttributes(const std::string& path, const EntryInfo& info, TimePoint not_before,
-                          TimePoint not_after);
-  // The same for `to`, with what is remembered of `from` (a server-side copy keeps them).
-  void RememberCopy(const std::string& from, const std::string& to, TimePoint not_before,
-                    TimePoint not_after);
+  // What the object at `key` is now (an upload, a copy or a metadata change of this mount took
+  // effect with `etag`): remembered in the AttrStore, so listings show its attributes.
+  void Learned(const std::string& key, const KnownVersion& version);
+  // A server-side copy `from` -> `to` made `etag`: `to` has what is known of `from`.
+  void LearnedCopy(const std::string& from, const std::string& to, const std::string& etag);
+  // A metadata change (a copy onto itself) laid `metadata` over the object's and made `etag`.
+  void LearnedMetadata(const std::string& key, const std::string& etag, const Metadata& metadata);
+  // The object at `key` was deleted.
+  void Forgotten(const std::string& key);
 
   // The object key of a path ("a/b" -> prefix + "a/b").
   std::string KeyOf(const std::string& path) const { return options_.prefix + path; }
@@ -140,13 +158,14 @@ class MetadataCache {
   Result<std::optional<EntryInfo>> FetchEntry(const std::string& path);
   Result<std::optional<EntryInfo>> HeadFile(const std::string& path);
   bool Fresh(Clock::MonoTime fetched, std::chrono::milliseconds ttl);
-  void ApplyRemembered(const std::string& path, EntryInfo& info) REQUIRES(mu_);
-
-  struct Remembered {
-    EntryInfo info;
-    TimePoint not_before{};
-    TimePoint not_after{};
-  };
+  // HEADs `key` (a file, or a directory's marker "dir/") and records what it says in the
+  // AttrStore. nullopt when there is no such object.
+  Result<std::optional<ObjectInfo>> HeadAndLearn(const std::string& key);
+  // A listed entry with what the AttrStore knows of it; false when it does not know it.
+  static bool ApplyKnown(const std::optional<KnownVersion>& known, EntryInfo& info);
+  // `info` (from a listing) with the attributes of its version: from the AttrStore, else from
+  // one HEAD. Errors leave the listing's values.
+  void CompleteEntry(const std::string& path, EntryInfo& info);
 
   ObjectStore& store_;
   Clock& clock_;
@@ -158,7 +177,7 @@ class MetadataCache {
   std::unordered_map<std::string, CachedEntry> entries_ GUARDED_BY(mu_);
   MetadataCounters counters_ GUARDED_BY(mu_);
   uint64_t epoch_ GUARDED_BY(mu_) = 0;  // Invalidate calls so far
-  std::unordered_map<std::string, Remembered> remembered_ GUARDED_BY(mu_);
+  AttrStore* attrs_;                    // may be null; set before serving, constant after
 };
 
 // s3fs-compatible attributes from user metadata ("mode", "uid", "gid", "mtime", "atime",

@@ -285,6 +285,20 @@ int Serve(Daemon& d, StartReport& report) {
     report.Send("cache directory " + plan.cache_dir + ": " + disk.status().ToString());
     return 1;
   }
+  // What this cache learned of each object version's attributes (a cache: rebuilt when bad).
+  std::unique_ptr<AttrStore> attrs;
+  if (Status st = MakePrivateDir(plan.cache_dir + "/attrs-v1"); !st.ok()) {
+    report.Send("cache directory " + plan.cache_dir + ": " + st.ToString());
+    return 1;
+  }
+  Result<std::unique_ptr<AttrStore>> opened_attrs = AttrStore::Open(
+      AttrStoreOptions{.path = plan.cache_dir + "/attrs-v1/" + plan.url.bucket + ".db"});
+  if (!opened_attrs.ok()) {
+    report.Send("attribute cache in " + plan.cache_dir + ": " + opened_attrs.status().ToString());
+    return 1;
+  }
+  attrs = std::move(*opened_attrs);
+  d.metadata.AttachAttrStore(attrs.get());
   std::shared_ptr<StagingArea> staging;
   std::unique_ptr<UploadQueue> queue;
   if (!d.args.read_only) {

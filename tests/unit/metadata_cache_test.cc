@@ -1,6 +1,10 @@
 #include "fs/metadata_cache.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <filesystem>
 
 #include "fs/inode_table.h"
 #include "tests/support/memory_store.h"
@@ -12,19 +16,40 @@ using std::chrono::milliseconds;
 
 class MetadataCacheTest : public ::testing::Test {
  protected:
-  MetadataCache MakeCache(std::string prefix = "") {
+  MetadataCacheTest() {
+    char pattern[] = "/tmp/strata-metadata-XXXXXX";
+    dir_ = mkdtemp(pattern);
+  }
+  ~MetadataCacheTest() override {
+    attrs_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  MetadataCache MakeCache(std::string prefix = "", bool head_every_entry = false) {
     return MetadataCache(store_, clock_,
                          MetadataOptions{.bucket = "b",
                                          .prefix = std::move(prefix),
                                          .attr_ttl = milliseconds(1000),
-                                         .negative_ttl = milliseconds(500)});
+                                         .negative_ttl = milliseconds(500),
+                                         .head_every_entry = head_every_entry},
+                         attrs_.get());
+  }
+  // An AttrStore for the caches made from now on; a new one on the same file is what a
+  // restart finds.
+  void OpenAttrStore() {
+    attrs_.reset();
+    Result<std::unique_ptr<AttrStore>> opened =
+        AttrStore::Open(AttrStoreOptions{.path = dir_ + "/attrs.db"});
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    attrs_ = std::move(*opened);
   }
   void Put(const std::string& key, const std::string& body = "x", Metadata meta = {}) {
     ASSERT_TRUE(store_.Put(key, body, PutOptions{.metadata = std::move(meta)}).ok());
   }
 
+  std::string dir_;
   MemoryStore store_;
   FakeClock clock_;
+  std::unique_ptr<AttrStore> attrs_;
 };
 
 TEST_F(MetadataCacheTest, ListingHasFilesDirectoriesAndMarkers) {
@@ -105,7 +130,7 @@ TEST_F(MetadataCacheTest, LookupUsesOneListAndCachesNegatives) {
   ASSERT_TRUE(found->has_value());
   EXPECT_EQ((**found).type, EntryType::kFile);
   EXPECT_EQ(cache.counters().list_requests, 1u);
-  EXPECT_EQ(store_.stats().head, 0u);
+  EXPECT_EQ(store_.stats().head, 1u) << "one HEAD for a version never seen";
 
   auto file = cache.Lookup("dir", "file");
   ASSERT_TRUE(file.ok() && file->has_value());
@@ -126,15 +151,62 @@ TEST_F(MetadataCacheTest, LookupUsesOneListAndCachesNegatives) {
 
 TEST_F(MetadataCacheTest, LookupAnswersFromAFreshListing) {
   for (int i = 0; i < 50; ++i) Put("d/f" + std::to_string(i));
+  OpenAttrStore();
+  {
+    MetadataCache cache = MakeCache();
+    ASSERT_TRUE(cache.List("d").ok());
+    const uint64_t lists = cache.counters().list_requests;
+    for (int i = 0; i < 50; ++i) {
+      auto e = cache.Lookup("d", "f" + std::to_string(i));
+      ASSERT_TRUE(e.ok() && e->has_value());
+    }
+    EXPECT_EQ(cache.counters().list_requests, lists);
+    EXPECT_EQ(store_.stats().head, 50u) << "one HEAD per version never seen";
+  }
+  OpenAttrStore();  // a restart: every version is known
   MetadataCache cache = MakeCache();
   ASSERT_TRUE(cache.List("d").ok());
-  const uint64_t lists = cache.counters().list_requests;
-  for (int i = 0; i < 50; ++i) {
-    auto e = cache.Lookup("d", "f" + std::to_string(i));
-    ASSERT_TRUE(e.ok() && e->has_value());
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(cache.Lookup("d", "f" + std::to_string(i)).ok());
+  EXPECT_EQ(store_.stats().head, 50u) << "no HEAD again for a known version";
+}
+
+TEST_F(MetadataCacheTest, KnownVersionsShowTheirAttributesAfterARestartWithoutHeads) {
+  Put("d/fifo", "", {{"mode", "4516"}, {"uid", "7"}, {"gid", "8"}, {"mtime", "1.000000002"}});
+  Put("d/link", "target", {{"mode", std::to_string(S_IFLNK | 0777)}});
+  Put("d/sub/", "", {{"mode", std::to_string(S_IFDIR | 0750)}, {"uid", "9"}});
+  Put("d/sub/x");
+  OpenAttrStore();
+  {
+    MetadataCache cache = MakeCache("", /*head_every_entry=*/true);
+    ASSERT_TRUE(cache.List("d").ok());
+    EXPECT_EQ(store_.stats().head, 3u);
   }
-  EXPECT_EQ(cache.counters().list_requests, lists);
-  EXPECT_EQ(store_.stats().head, 0u);
+  OpenAttrStore();
+  MetadataCache cache = MakeCache();
+  auto listing = cache.List("d");
+  ASSERT_TRUE(listing.ok());
+  EXPECT_EQ(store_.stats().head, 3u) << "a restart knows every version";
+  const auto& entries = (*listing)->entries;
+  EXPECT_EQ(entries.at("fifo").type, EntryType::kFifo);
+  EXPECT_EQ(entries.at("fifo").uid, 7u);
+  EXPECT_EQ(entries.at("fifo").mtime.time_since_epoch(), std::chrono::nanoseconds(1000000002));
+  EXPECT_EQ(entries.at("link").type, EntryType::kSymlink);
+  EXPECT_EQ(entries.at("sub").type, EntryType::kDirectory);
+  EXPECT_EQ(entries.at("sub").mode, 0750u);
+  EXPECT_EQ(entries.at("sub").uid, 9u);
+  EXPECT_TRUE((*listing)->unknown.empty());
+
+  // Another writer replaces the object: its new version costs one HEAD, once.
+  Put("d/fifo", "now a file", {{"mode", "33188"}});
+  clock_.Advance(milliseconds(1001));
+  auto replaced = cache.Lookup("d", "fifo");
+  ASSERT_TRUE(replaced.ok() && replaced->has_value());
+  EXPECT_EQ((**replaced).type, EntryType::kFile);
+  EXPECT_EQ(store_.stats().head, 4u);
+  clock_.Advance(milliseconds(1001));
+  ASSERT_TRUE(cache.List("d").ok());
+  ASSERT_TRUE(cache.Lookup("d", "fifo").ok());
+  EXPECT_EQ(store_.stats().head, 4u);
 }
 
 TEST_F(MetadataCacheTest, ChangesShowAfterTheTtl) {

@@ -375,25 +375,33 @@ Result<std::string> Filesystem::ReadLink(uint64_t ino) {
       }
     }
   }
-  // Through the chunk cache, like any file's data: the target is the object's body.
-  Result<std::optional<EntryInfo>> info = key == metadata_.KeyOf(node->path)
-                                              ? metadata_.Revalidate(node->path)
-                                              : Status::NotFound("a pending rename's source");
+  // Through the chunk cache, like any file's data: the target is the object's body, read once
+  // per version and then remembered in the AttrStore.
   std::optional<ObjectVersion> version;
-  if (info.ok() && *info) {
-    version = ObjectVersion{metadata_.options().bucket, key, (*info)->etag, (*info)->size};
-  } else if (info.ok() || info.status().IsNotFound()) {
+  if (key == metadata_.KeyOf(node->path)) {
+    Result<std::optional<EntryInfo>> info = view_->Resolve(node->path);
+    if (!info.ok()) return info.status();
+    if (!*info || (*info)->type != EntryType::kSymlink) {
+      return Status::NotFound("'" + node->path + "' is no longer a symlink");
+    }
+    if (std::optional<std::string> known = metadata_.KnownSymlinkTarget(key, (*info)->etag)) {
+      return *known;
+    }
+    if (!(*info)->etag.empty()) {
+      version = ObjectVersion{metadata_.options().bucket, key, (*info)->etag, (*info)->size};
+    }
+  }
+  if (!version) {
     Result<ObjectInfo> head = metadata_.HeadKey(key);
     if (!head.ok()) return head.status();
     version = ObjectVersion{metadata_.options().bucket, key, head->etag, head->size};
-  } else {
-    return info.status();
   }
   std::string target(std::min<uint64_t>(version->size, kMaxTarget), '\0');
   if (target.empty()) return target;
   Result<size_t> got = streams_(*version)->Read(0, std::span<char>(target));
   if (!got.ok()) return got.status();
   target.resize(*got);
+  metadata_.LearnedSymlinkTarget(key, version->etag, target);
   return target;
 }
 

@@ -261,6 +261,23 @@ void MetadataCache::LearnedMetadata(const std::string& key, const std::string& e
   attrs_->Put(key, known);
 }
 
+std::optional<std::string> MetadataCache::KnownSymlinkTarget(const std::string& key,
+                                                             const std::string& etag) {
+  if (attrs_ == nullptr || etag.empty()) return std::nullopt;
+  std::optional<KnownVersion> known = attrs_->Get(key, etag);
+  if (!known) return std::nullopt;
+  return known->symlink_target;
+}
+
+void MetadataCache::LearnedSymlinkTarget(const std::string& key, const std::string& etag,
+                                         const std::string& target) {
+  if (attrs_ == nullptr || etag.empty()) return;
+  std::optional<KnownVersion> known = attrs_->Get(key, etag);
+  if (!known) return;  // only alongside the metadata, never instead of it
+  known->symlink_target = target;
+  attrs_->Put(key, *known);
+}
+
 void MetadataCache::Forgotten(const std::string& key) {
   if (attrs_ != nullptr) attrs_->Erase(key);
 }

@@ -139,6 +139,11 @@ class MetadataCache {
   void LearnedCopy(const std::string& from, const std::string& to, const std::string& etag);
   // A metadata change (a copy onto itself) laid `metadata` over the object's and made `etag`.
   void LearnedMetadata(const std::string& key, const std::string& etag, const Metadata& metadata);
+  // The target of the symlink object `key` at `etag`, when the AttrStore knows it; and
+  // remembering it once read.
+  std::optional<std::string> KnownSymlinkTarget(const std::string& key, const std::string& etag);
+  void LearnedSymlinkTarget(const std::string& key, const std::string& etag,
+                            const std::string& target);
   // The object at `key` was deleted.
   void Forgotten(const std::string& key);
 

@@ -14,6 +14,8 @@ std::string ControlSurface::StatsText() {
   out += "open_files " + std::to_string(core.open_files) + "\n";
   out += "metadata_list_requests " + std::to_string(meta.list_requests) + "\n";
   out += "metadata_head_requests " + std::to_string(meta.head_requests) + "\n";
+  out += "metadata_attributes_known " + std::to_string(meta.attributes_known) + "\n";
+  out += "metadata_attributes_unknown " + std::to_string(meta.attributes_unknown) + "\n";
   if (queue_ != nullptr) {
     const UploadQueueStats queue = queue_->stats();
     out += "queue_depth " + std::to_string(queue.depth) + "\n";

@@ -155,7 +155,19 @@ Result<struct stat> Filesystem::GetAttr(uint64_t ino) {
     }
   }
   if (!info.ok()) return info.status();
-  return ToStat(ino, *info);
+  struct stat st = ToStat(ino, *info);
+  if (info->type == EntryType::kDirectory) {
+    // "." and the parent's entry, and each subdirectory's "..": from the listing readdir
+    // uses too (cached for the attribute TTL). Lookup and readdirplus answer 2, the count of
+    // an empty directory, rather than list every directory they name.
+    if (Result<std::shared_ptr<const DirListing>> listing = view_->List(node->path); listing.ok()) {
+      st.st_nlink = 2;
+      for (const auto& [name, entry] : (*listing)->entries) {
+        if (entry.type == EntryType::kDirectory) ++st.st_nlink;
+      }
+    }
+  }
+  return st;
 }
 
 Result<uint64_t> Filesystem::OpenDir(uint64_t ino) {

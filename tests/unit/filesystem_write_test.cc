@@ -532,6 +532,23 @@ TEST_F(FilesystemWriteTest, DirectoryKeepsItsAttributesAndTimesFollowItsEntries)
   EXPECT_EQ(st->st_mtim.tv_sec, st->st_ctim.tv_sec);
 }
 
+TEST_F(FilesystemWriteTest, DirectoryLinkCountCountsSubdirectories) {
+  Result<EntryReply> dir = fs_->MkDir(kRoot, "d", 0755, kAlice);
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  EXPECT_EQ(dir->attr.st_nlink, 2u);
+  ASSERT_TRUE(fs_->MkDir(dir->ino, "a", 0755, kAlice).ok());
+  ASSERT_TRUE(fs_->MkDir(dir->ino, "b", 0755, kAlice).ok());
+  CreateFile(dir->ino, "f", "not a directory");
+  Result<struct stat> st = fs_->GetAttr(dir->ino);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->st_nlink, 4u);
+  Upload();
+  ASSERT_TRUE(fs_->RmDir(dir->ino, "a").ok());
+  st = fs_->GetAttr(dir->ino);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->st_nlink, 3u);
+}
+
 TEST_F(FilesystemWriteTest, KeyLengthRuleIsTheSameForFilesAndDirectories) {
   // Keys are "root/" + name: a file key of exactly 1024 bytes works; a directory whose marker
   // key would have 1025 does not.

@@ -253,12 +253,13 @@ Result<struct stat> Filesystem::SetAttr(uint64_t ino, const SetAttrRequest& requ
     // Attributes only of a file whose content is S3's: one server-side copy, no body upload.
     PathLocks::Guard guard = names_.Lock({{node->path}});
     const PendingState::Kind pending = writes_.queue->Pending(metadata_.KeyOf(node->path)).kind;
-    Result<std::optional<EntryInfo>> now = view_->Resolve(node->path);  // under the lock
-    if (!open_writes_.Find(node->path) && now.ok() && *now && !(*now)->etag.empty() &&
+    Result<std::optional<EntryInfo>> resolved = view_->Resolve(node->path);  // under the lock
+    if (!open_writes_.Find(node->path) && resolved.ok() && *resolved &&
+        !(*resolved)->etag.empty() &&
         (pending == PendingState::Kind::kNone || pending == PendingState::Kind::kMetadata)) {
-      EntryInfo info = **now;
+      EntryInfo info = **resolved;
       apply(info);
-      Result<uint64_t> sequence = writer_->SetMetadata(node->path, info, (*now)->etag);
+      Result<uint64_t> sequence = writer_->SetMetadata(node->path, info, (*resolved)->etag);
       guard.Unlock();
       STRATA_RETURN_IF_ERROR(writer_->Await(sequence));
       return ToStat(ino, info);

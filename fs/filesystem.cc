@@ -198,7 +198,7 @@ Result<std::vector<DirEntryView>> Filesystem::DirEntries(uint64_t handle, size_t
   std::vector<DirEntryView> out;
   for (size_t i = offset; i < dir->order.size(); ++i) {
     const auto& [name, info] = *dir->order[i];
-    out.push_back(DirEntryView{name, info.type, info});
+    out.push_back(DirEntryView{name, info.type, info, !dir->listing->unknown.contains(name)});
   }
   return out;
 }
@@ -214,6 +214,17 @@ EntryReply Filesystem::EntryForReaddir(uint64_t dir_handle, const DirEntryView& 
   ApplyDirectoryTimes(path, info);
   const uint64_t ino = inodes_.Lookup(path, entry.type);
   return EntryReply{ino, ToStat(ino, info)};
+}
+
+uint64_t Filesystem::InodeHint(uint64_t dir_handle, const DirEntryView& entry) {
+  std::string dir_path;
+  {
+    MutexLock lock(mu_);
+    if (auto it = dirs_.find(dir_handle); it != dirs_.end()) dir_path = it->second->path;
+  }
+  const std::string path = JoinPath(dir_path, entry.name);
+  if (std::optional<uint64_t> known = inodes_.Find(path)) return *known;
+  return (uint64_t{1} << 63) | (std::hash<std::string>{}(path) >> 1);
 }
 
 void Filesystem::ReleaseDir(uint64_t handle) {

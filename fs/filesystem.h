@@ -100,6 +100,9 @@ struct DirEntryView {
   std::string name;
   EntryType type = EntryType::kFile;
   EntryInfo info;
+  // False for an object version whose attributes are not known yet (see MetadataCache): its
+  // type and mode may be wrong until a lookup HEADs it, so readdirplus leaves it to a lookup.
+  bool attributes_known = true;
 };
 
 struct OpenReply {
@@ -134,6 +137,9 @@ class Filesystem {
   Result<std::vector<DirEntryView>> DirEntries(uint64_t handle, size_t offset);
   // For readdirplus: the entry's inode and attributes, raising its lookup count.
   EntryReply EntryForReaddir(uint64_t dir_handle, const DirEntryView& entry);
+  // For a readdir entry given without attributes: its inode number if the kernel knows one,
+  // else a stable stand-in (nonzero, above every real number) until a lookup assigns one.
+  uint64_t InodeHint(uint64_t dir_handle, const DirEntryView& entry);
   void ReleaseDir(uint64_t handle);
 
   // `flags` as open(2) gives them: O_ACCMODE, O_TRUNC and O_APPEND matter.

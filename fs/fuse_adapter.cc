@@ -156,10 +156,20 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_fil
       if (fuse_add_direntry_plus(req, nullptr, 0, entry.name.c_str(), &probe, 0) > size - used) {
         break;
       }
-      EntryReply reply = ctx.fs->EntryForReaddir(fi->fh, entry);
-      add(entry.name.c_str(), reply.attr, pos + 1, &reply);
+      if (!entry.attributes_known) {
+        // No entry: the kernel looks the name up when it needs its attributes, and the lookup
+        // learns them (one HEAD per object version, ever).
+        struct stat st {};
+        st.st_ino = ctx.fs->InodeHint(fi->fh, entry);
+        st.st_mode = FileTypeBits(entry.type);
+        add(entry.name.c_str(), st, pos + 1, nullptr);
+      } else {
+        EntryReply reply = ctx.fs->EntryForReaddir(fi->fh, entry);
+        add(entry.name.c_str(), reply.attr, pos + 1, &reply);
+      }
     } else {
       struct stat st {};
+      st.st_ino = ctx.fs->InodeHint(fi->fh, entry);
       st.st_mode = FileTypeBits(entry.type);
       if (!add(entry.name.c_str(), st, pos + 1, nullptr)) break;
     }

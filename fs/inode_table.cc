@@ -26,6 +26,13 @@ uint64_t InodeTable::Lookup(const std::string& path, EntryType type) {
   return ino;
 }
 
+std::optional<uint64_t> InodeTable::Find(const std::string& path) {
+  MutexLock lock(mu_);
+  auto it = by_path_.find(path);
+  if (it == by_path_.end()) return std::nullopt;
+  return it->second;
+}
+
 void InodeTable::Forget(uint64_t ino, uint64_t n) {
   MutexLock lock(mu_);
   if (ino == kRootInode) return;

@@ -32,6 +32,9 @@ class InodeTable {
   // The inode of `path` with `type`, created if needed, with its lookup count raised by one.
   uint64_t Lookup(const std::string& path, EntryType type);
 
+  // The inode of `path`, if it has one, without raising its count.
+  std::optional<uint64_t> Find(const std::string& path);
+
   // Lowers the lookup count by `n`; drops the inode at zero (never the root).
   void Forget(uint64_t ino, uint64_t n);
 

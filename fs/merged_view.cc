@@ -149,6 +149,7 @@ Result<std::shared_ptr<const DirListing>> MergedView::List(const std::string& di
       auto it = merged->entries.find(rest);
       if (*info && (it == merged->entries.end() || it->second.type != EntryType::kDirectory)) {
         merged->entries[rest] = **info;
+        merged->unknown.erase(rest);  // this mount's own attributes
       }
     } else if (state.kind == PendingState::Kind::kDeleted) {
       auto it = merged->entries.find(rest);
@@ -159,6 +160,7 @@ Result<std::shared_ptr<const DirListing>> MergedView::List(const std::string& di
       auto it = merged->entries.find(rest);
       if (it != merged->entries.end() && it->second.type != EntryType::kDirectory) {
         ApplyPosixMetadata(*state.metadata, it->second);
+        merged->unknown.erase(rest);
       }
     }
   }
@@ -175,7 +177,10 @@ Result<std::shared_ptr<const DirListing>> MergedView::List(const std::string& di
       SplitPath(write->path, parent, name);
     }
     if (parent != dir) continue;  // moved meanwhile
-    if (std::optional<EntryInfo> info = write->Current()) merged->entries[name] = *info;
+    if (std::optional<EntryInfo> info = write->Current()) {
+      merged->entries[name] = *info;
+      merged->unknown.erase(name);
+    }
   }
   return std::shared_ptr<const DirListing>(std::move(merged));
 }

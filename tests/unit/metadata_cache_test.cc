@@ -177,6 +177,15 @@ TEST_F(MetadataCacheTest, KnownVersionsShowTheirAttributesAfterARestartWithoutHe
   Put("d/sub/x");
   OpenAttrStore();
   {
+    // Without --head-attrs a listing asks nothing and marks what it does not know.
+    MetadataCache cache = MakeCache();
+    auto listing = cache.List("d");
+    ASSERT_TRUE(listing.ok());
+    EXPECT_EQ((*listing)->unknown, (std::set<std::string>{"fifo", "link", "sub"}));
+    EXPECT_EQ((*listing)->entries.at("fifo").type, EntryType::kFile);  // not known yet
+    EXPECT_EQ(store_.stats().head, 0u);
+  }
+  {
     MetadataCache cache = MakeCache("", /*head_every_entry=*/true);
     ASSERT_TRUE(cache.List("d").ok());
     EXPECT_EQ(store_.stats().head, 3u);

@@ -324,6 +324,10 @@ Result<EntryReply> Filesystem::MkDir(uint64_t parent, const std::string& name, m
   if (!sequence.ok()) return sequence.status();
   Changed(path);
   TouchDirectory(ParentPath(path));
+  {
+    MutexLock lock(mu_);
+    dir_times_.erase(path);  // a new directory: its own times, not an earlier one's of its name
+  }
   const uint64_t ino = inodes_.Lookup(path, EntryType::kDirectory);
   target_entry->guard.Unlock();
   STRATA_RETURN_IF_ERROR(writer_->Await(sequence));
@@ -593,6 +597,22 @@ Result<uint64_t> Filesystem::RenameDirectory(const std::string& from, const std:
     open_writes_.Move(write, to + path.substr(from.size()));
   }
   inodes_.Rename(from, to);
+  {
+    // The times of the directories moved go with them, as their inodes do.
+    MutexLock lock(mu_);
+    std::vector<std::pair<std::string, DirTimes>> moved;
+    for (auto it = dir_times_.begin(); it != dir_times_.end();) {
+      if (PathWithin(it->first, from) || PathWithin(it->first, to)) {
+        if (PathWithin(it->first, from)) {
+          moved.emplace_back(to + it->first.substr(from.size()), it->second);
+        }
+        it = dir_times_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& [path, times] : moved) dir_times_[path] = times;
+  }
   metadata_.InvalidateAll();
   return last;
 }

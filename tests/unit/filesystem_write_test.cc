@@ -532,6 +532,23 @@ TEST_F(FilesystemWriteTest, DirectoryKeepsItsAttributesAndTimesFollowItsEntries)
   EXPECT_EQ(st->st_mtim.tv_sec, st->st_ctim.tv_sec);
 }
 
+TEST_F(FilesystemWriteTest, DirectoryTimesMoveWithARenameAndANewDirectoryHasItsOwn) {
+  Result<EntryReply> dir = fs_->MkDir(kRoot, "d", 0755, kAlice);
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  SetAttrRequest old_times;
+  old_times.mtime = TimePoint(std::chrono::seconds(1000));
+  ASSERT_TRUE(fs_->SetAttr(dir->ino, old_times, std::nullopt).ok());
+  ASSERT_TRUE(fs_->Rename(kRoot, "d", kRoot, "e", 0).ok());
+  Result<EntryReply> moved = fs_->Lookup(kRoot, "e");
+  ASSERT_TRUE(moved.ok()) << moved.status().ToString();
+  EXPECT_EQ(moved->attr.st_mtim.tv_sec, 1000);
+  Result<EntryReply> fresh = fs_->MkDir(kRoot, "d", 0755, kAlice);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  Result<struct stat> st = fs_->GetAttr(fresh->ino);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_GT(st->st_mtim.tv_sec, 1000);
+}
+
 TEST_F(FilesystemWriteTest, DirectoryLinkCountCountsSubdirectories) {
   Result<EntryReply> dir = fs_->MkDir(kRoot, "d", 0755, kAlice);
   ASSERT_TRUE(dir.ok()) << dir.status().ToString();

@@ -20,7 +20,7 @@ std::string CacheStats::Format() const {
   line("disk_evictions", disk_evictions);
   line("disk_checksum_failures", disk_checksum_failures);
   line("disk_write_failures", disk_write_failures);
-  line("disk_write_waits", disk_write_waits);
+  line("disk_write_drops", disk_write_drops);
   line("s3_gets", s3_gets);
   line("s3_bytes", s3_bytes);
   line("coalesced_requests", coalesced_requests);

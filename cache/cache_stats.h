@@ -19,7 +19,7 @@ struct CacheStats {
   std::atomic<uint64_t> disk_evictions{0};
   std::atomic<uint64_t> disk_checksum_failures{0};
   std::atomic<uint64_t> disk_write_failures{0};
-  std::atomic<uint64_t> disk_write_waits{0};  // reads that waited for the cache disk
+  std::atomic<uint64_t> disk_write_drops{0};  // chunks not written: the cache disk fell behind
   std::atomic<uint64_t> s3_gets{0};
   std::atomic<uint64_t> s3_bytes{0};
   std::atomic<uint64_t> coalesced_requests{0};  // misses that joined a GET already in flight

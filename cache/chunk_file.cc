@@ -93,8 +93,7 @@ std::string ParentOf(const std::string& path) {
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
-// Creates `path` for writing, creating its parent directory once if that is missing. The new
-// directory entry is fsynced so that chunks published into it later can survive a power loss.
+// Creates `path` for writing, creating its parent directory once if that is missing.
 Result<int> CreateTemp(const std::string& path) {
   for (int attempt = 0;; ++attempt) {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -104,7 +103,6 @@ Result<int> CreateTemp(const std::string& path) {
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
       return ErrnoStatus(errno, "mkdir " + dir);
     }
-    STRATA_RETURN_IF_ERROR(FsyncDir(ParentOf(dir)));
   }
 }
 
@@ -203,7 +201,6 @@ Result<uint64_t> ChunkFile::Write(const std::string& path, const ChunkKey& key,
   STRATA_ASSIGN_OR_RETURN(int created, CreateTemp(temp));
   Fd fd(created);
   Status st = WriteAllV(fd.get(), header, data, temp);
-  if (st.ok() && ::fsync(fd.get()) != 0) st = ErrnoStatus(errno, "fsync " + temp);
   if (st.ok()) st = fd.Close(temp);
   if (st.ok() && ::rename(temp.c_str(), path.c_str()) != 0) {
     st = ErrnoStatus(errno, "rename " + temp);

@@ -19,8 +19,10 @@
 // collision of the file name (ChunkKey::Id) is detected.
 // A file is valid only if both checksums hold and its size is exactly header size + data length.
 //
-// Publishing writes <path>.tmp, fsyncs it and renames it over <path>: a reader sees the whole
-// chunk or no file, never a partial one. Leftover *.tmp files (a crash mid-write) are garbage.
+// Publishing writes <path>.tmp through the page cache and renames it over <path>: a reader sees
+// the whole chunk or no file, never a partial one. Nothing is fsynced: the cache is not a store
+// of record (S3 is). After a crash or power loss a chunk may be missing or torn; a torn one fails
+// its checksums and is a miss, never bad data. Leftover *.tmp files are garbage.
 #pragma once
 
 #include <cstdint>
@@ -61,8 +63,7 @@ class ChunkFile {
   // Publishes `data` as the chunk file `path` (mode 0600). Creates the parent directory (0700)
   // when missing. Returns the data checksum. On failure (kNoSpace for ENOSPC/EDQUOT, kIo
   // otherwise, kInvalidArgument for a key field over kMaxFieldBytes) the temp file is removed
-  // and `path` is untouched. Durable means: the file's contents are on disk before the rename;
-  // the rename itself is not fsynced, so after a power loss the chunk may be missing, never torn.
+  // and `path` is untouched. Not fsynced (see the top).
   [[nodiscard]] static Result<uint64_t> Write(const std::string& path, const ChunkKey& key,
                                               std::string_view data);
 

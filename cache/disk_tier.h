@@ -17,8 +17,9 @@
 // requested key, data checksum): a bad file is deleted, counted and reported as a miss, never
 // served.
 //
-// Durability: Put returns OK once the chunk is readable by Get and its bytes are fsynced. The
-// rename is not fsynced: after a power loss a chunk may be missing (a miss), never torn.
+// Durability: none asked for. Put returns OK once the chunk is readable by Get; nothing is
+// fsynced. After a crash or power loss a chunk may be missing, or torn and then caught by its
+// checksums: a miss either way, one GET later, never bad data.
 //
 // Limits: Put evicts least recently used chunks before writing until used + new <= max_bytes
 // and free space - new >= min_free_bytes (sizes count chunk data, not file headers); when it

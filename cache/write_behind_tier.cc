@@ -34,14 +34,11 @@ Status WriteBehindTier::Put(const ChunkKey& key, const ChunkData& data) {
   std::string id = key.Id();
   {
     MutexLock lock(mu_);
-    auto fits = [&]() REQUIRES(mu_) {
-      return queued_bytes_ == 0 || queued_bytes_ + data->size() <= max_queued_bytes_;
-    };
-    if (!fits()) {
-      stats_.disk_write_waits.fetch_add(1, std::memory_order_relaxed);
-      room_.Wait(lock, fits);
-    }
     if (queued_by_id_.count(id) != 0) return Status::Ok();
+    if (queued_bytes_ != 0 && queued_bytes_ + data->size() > max_queued_bytes_) {
+      stats_.disk_write_drops.fetch_add(1, std::memory_order_relaxed);
+      return Status::Ok();
+    }
     queued_bytes_ += data->size();
     queued_by_id_.emplace(std::move(id), data);
     queue_.push_back(Pending{key, data});
@@ -75,7 +72,6 @@ void WriteBehindTier::WriterLoop() {
     queued_by_id_.erase(next.key.Id());
     queued_bytes_ -= next.data->size();
     writing_ = false;
-    room_.NotifyAll();
     if (queue_.empty()) drained_.NotifyAll();
   }
 }

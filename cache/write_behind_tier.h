@@ -1,10 +1,10 @@
-// WriteBehindTier: wraps a slow ChunkTier (the disk tier, whose Put fsyncs) so that Put returns
-// at once and a writer thread stores the chunk afterwards: a reader does not wait for the fsync
-// of the chunk it just fetched. Queued chunks are served by Get, so a chunk is never missing
-// between queue and disk. The queue holds at most `max_queued_bytes`; when it is full, Put waits
-// for room (backpressure), so every chunk read reaches the disk tier and a later remount finds
-// it: reading faster than the cache disk can write is slowed to the disk's speed. Waits are
-// counted in stats.disk_write_waits. Thread-safe. The destructor writes out what is queued.
+// WriteBehindTier: wraps a slow ChunkTier (the disk tier) so that Put returns at once and a writer
+// thread stores the chunk afterwards: a reader never waits for the cache disk. Queued chunks are
+// served by Get, so a chunk is never missing between queue and disk. The queue holds at most
+// `max_queued_bytes`; when it is full, Put drops the chunk instead of waiting (counted in
+// stats.disk_write_drops): the cache accelerates, it is not a store of record, and a chunk not
+// written costs one GET later, while a reader slowed to the cache disk's speed pays on every
+// read. Thread-safe. The destructor writes out what is queued.
 #pragma once
 
 #include <deque>
@@ -28,7 +28,7 @@ class WriteBehindTier final : public ChunkTier {
   WriteBehindTier& operator=(const WriteBehindTier&) = delete;
 
   Result<std::optional<ChunkData>> Get(const ChunkKey& key) override;
-  // Queues the chunk, waiting for room when the queue is full.
+  // Queues the chunk; drops it (and returns OK) when the queue is full.
   Status Put(const ChunkKey& key, const ChunkData& data) override;
 
   // Waits until everything queued so far is written (tests, shutdown).
@@ -48,7 +48,6 @@ class WriteBehindTier final : public ChunkTier {
   Mutex mu_;  // a leaf lock; never held across inner_ calls
   CondVar wake_;
   CondVar drained_;
-  CondVar room_;
   std::deque<Pending> queue_ GUARDED_BY(mu_);
   std::unordered_map<std::string, ChunkData> queued_by_id_ GUARDED_BY(mu_);
   uint64_t queued_bytes_ GUARDED_BY(mu_) = 0;

@@ -38,7 +38,6 @@ namespace {
 
 // Memory beyond the memory cache: chunks being read ahead, and chunks waiting for the disk.
 constexpr uint64_t kReadaheadBytes = 32ull << 20;
-constexpr uint64_t kWriteBehindBytes = 16ull << 20;
 
 // Everything `mount` decided before forking.
 struct MountPlan {
@@ -51,6 +50,7 @@ struct MountPlan {
   uint64_t memory_cache = 0;
   uint32_t chunk_size = 0;
   uint64_t max_readahead = 0;
+  uint64_t cache_write_queue = 0;
   uint64_t staging_size = 0;
   uint64_t multipart_threshold = 0;
   uint64_t part_size = 0;
@@ -109,6 +109,7 @@ Result<MountPlan> Plan(const MountArgs& args, const StoreCli& cli, const EnvLook
                {args.cache_min_free, &plan.cache_min_free, "--cache-min-free"},
                {args.memory_cache, &plan.memory_cache, "--memory-cache"},
                {args.max_readahead, &plan.max_readahead, "--max-readahead"},
+               {args.cache_write_queue, &plan.cache_write_queue, "--cache-write-queue"},
                {args.staging_size, &plan.staging_size, "--staging-size"},
                {args.multipart_threshold, &plan.multipart_threshold, "--multipart-threshold"},
                {args.part_size, &plan.part_size, "--part-size"}};
@@ -349,14 +350,14 @@ int Serve(Daemon& d, StartReport& report) {
   // probation segment, or read-ahead chunks would evict each other before being read.
   // --memory-cache bounds all chunk data the daemon holds: the memory tier gets what read-ahead
   // and the write-behind queue do not use (they hold chunks on top of it).
-  const uint64_t overhead = kReadaheadBytes + kWriteBehindBytes;
+  const uint64_t overhead = kReadaheadBytes + plan.cache_write_queue;
   const uint64_t memory_budget = std::max<uint64_t>(
       plan.memory_cache > overhead ? plan.memory_cache - overhead : 0, 4ull * plan.chunk_size);
   MemoryTier memory(
       MemoryTier::Options{.budget_bytes = memory_budget, .shards = 2, .protected_fraction = 0.5},
       d.stats);
-  // Chunk files are fsynced: keep that off the reader's path.
-  WriteBehindTier disk_behind(**disk, kWriteBehindBytes, d.stats);
+  // Readers never wait for the cache disk: chunks it cannot take in time are not written.
+  WriteBehindTier disk_behind(**disk, plan.cache_write_queue, d.stats);
   ChunkFetcher fetcher(d.store, {&memory, &disk_behind},
                        ChunkFetcher::Options{.chunk_size = plan.chunk_size,
                                              .readahead_budget_bytes = kReadaheadBytes},

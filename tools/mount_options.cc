@@ -34,6 +34,11 @@ void MountArgs::AddTo(CLI::App& app) {
   app.add_option("--max-readahead", max_readahead, "Largest read-ahead window per file")
       ->group(cache)
       ->capture_default_str();
+  app.add_option("--cache-write-queue", cache_write_queue,
+                 "Chunks waiting for the cache disk; beyond it a chunk is not written to disk "
+                 "(a later read fetches it again) rather than slow the reader")
+      ->group(cache)
+      ->capture_default_str();
   const std::string meta = "Metadata";
   app.add_option("--attr-ttl", attr_ttl_s,
                  "Seconds to trust cached attributes and listings; changes by other clients "

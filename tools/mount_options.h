@@ -24,6 +24,7 @@ struct MountArgs {
   std::string memory_cache = "512M";
   std::string chunk_size = "8M";  // ChunkFetcher::Options' default: keep the two equal
   std::string max_readahead = "64M";
+  std::string cache_write_queue = "64M";
   double attr_ttl_s = 5;
   double negative_ttl_s = 2;
   bool head_attrs = false;  // one HEAD per listed file for s3fs attributes

@@ -66,7 +66,7 @@ t1=$(now)
 line "cold sequential ${size_mb} MiB, strata (MB/s)" "$(mbps "$bytes" "$t0" "$t1")"
 hwm=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status")
 line "  daemon peak RSS (MiB), memory cache budget $memory" "$hwm"
-line "  times the reader waited for the cache disk" "$("$strata" stats "$mnt" | awk '$1 == "disk_write_waits" {print $2}')"
+line "  chunks not written to the cache disk (it fell behind)" "$("$strata" stats "$mnt" | awk '$1 == "disk_write_drops" {print $2}')"
 
 unmount
 # The same cold read with the disk tier on tmpfs: what the network path does when the cache disk

@@ -16,7 +16,8 @@ if ! command -v clang++ >/dev/null 2>&1; then
     clang >/dev/null
 fi
 
-CC=clang CXX=clang++ cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+# The analysis runs in the front end: no optimisation and no debug info, to build fast.
+CC=clang CXX=clang++ cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O0 \
   -DCMAKE_CXX_FLAGS="-Wthread-safety -Werror" \
   -DSTRATA_BUILD_TESTS=OFF -DSTRATA_BUILD_BENCH=OFF >/dev/null
 

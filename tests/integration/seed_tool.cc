@@ -7,6 +7,7 @@
 //   strata_seed --endpoint URL --bucket B get KEY FILE        (writes the object's body to FILE)
 //   strata_seed --endpoint URL --bucket B head KEY            (size, etag, content-type, metadata)
 //   strata_seed --endpoint URL --bucket B ls PREFIX           (every key under PREFIX, one a line)
+//   strata_seed --endpoint URL --bucket B compare LIST        (see Compare)
 // Exit status 3 from get and head means no such key, so that scripts can test for absence; any
 // other failure exits 1.
 #include <CLI/CLI.hpp>
@@ -14,10 +15,13 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <mutex>
 #include <thread>
 
 #include "backends/credentials.h"
 #include "backends/s3_store.h"
+#include "backends/sigv4.h"
 
 namespace {
 
@@ -116,6 +120,65 @@ Status GetToFile(S3Store& store, const std::string& key, const std::string& path
   return Status::Ok();
 }
 
+// Checks that every object LIST names is in the bucket with the expected body, in one process
+// (a shell loop of `get` pays a process start per object, slow under sanitizers). Each line of
+// LIST is "KEY FILE" (the body is FILE's bytes) or "KEY sha256:HEX"; KEY holds no space. Prints
+// one line per object missing or different (at most 20) and fails when there is any.
+Status Compare(S3Store& store, const std::string& list_path) {
+  std::ifstream list(list_path);
+  if (!list) return Status::Io("cannot read " + list_path);
+  std::vector<std::pair<std::string, std::string>> wanted;
+  for (std::string line; std::getline(list, line);) {
+    if (line.empty()) continue;
+    const size_t space = line.find(' ');
+    if (space == std::string::npos) return Status::InvalidArgument("bad line: " + line);
+    wanted.emplace_back(line.substr(0, space), line.substr(space + 1));
+  }
+  std::atomic<size_t> next{0};
+  std::atomic<int> wrong{0};
+  std::mutex out_mu;
+  auto report = [&](const std::string& text) {
+    if (wrong.fetch_add(1) >= 20) return;
+    std::lock_guard<std::mutex> lock(out_mu);
+    std::cout << text << "\n";
+  };
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 8; ++w) {
+    workers.emplace_back([&] {
+      for (size_t i = next++; i < wanted.size(); i = next++) {
+        const auto& [key, expected] = wanted[i];
+        Result<GetResult> got = store.Get(key, {});
+        if (!got.ok()) {
+          report(key + ": " +
+                 (got.status().IsNotFound() ? std::string("not in the bucket")
+                                            : got.status().ToString()));
+          continue;
+        }
+        const std::string sha = Sha256Hex(got->body);
+        if (expected.starts_with("sha256:")) {
+          if (sha != expected.substr(7)) {
+            report(key + ": " + sha.substr(0, 12) + " in the bucket, expected " +
+                   expected.substr(7, 12));
+          }
+          continue;
+        }
+        std::ifstream in(expected, std::ios::binary);
+        const std::string body{std::istreambuf_iterator<char>(in), {}};
+        if (!in.eof() && !in) {
+          report(key + ": cannot read " + expected);
+        } else if (body != got->body) {
+          report(key + ": differs in the bucket (" + std::to_string(got->body.size()) +
+                 " bytes, expected " + std::to_string(body.size()) + ")");
+        }
+      }
+    });
+  }
+  for (auto& t : workers) t.join();
+  std::cout << wanted.size() << " objects compared, " << wrong.load() << " missing or different\n";
+  if (wrong > 0) return Status::Internal("objects missing or different");
+  return Status::Ok();
+}
+
 // One "NAME VALUE" line per attribute, so that scripts can grep or awk them.
 Status PrintHead(S3Store& store, const std::string& key) {
   Result<ObjectInfo> info = store.Head(key);
@@ -167,6 +230,8 @@ int main(int argc, char** argv) {
   head->add_option("key", a)->required();
   CLI::App* ls = app.add_subcommand("ls", "print every key under PREFIX");
   ls->add_option("prefix", a)->required();
+  CLI::App* compare = app.add_subcommand("compare", "check objects against local files or hashes");
+  compare->add_option("list", a)->required();
   CLI11_PARSE(app, argc, argv);
 
   Result<Credentials> creds = ResolveCredentials({}, ProcessEnvironment());
@@ -189,13 +254,14 @@ int main(int argc, char** argv) {
     }
     put_options.metadata[m.substr(0, eq)] = m.substr(eq + 1);
   }
-  Status st = mb->parsed()     ? (*store)->CreateBucket()
-              : put->parsed()  ? PutFile(**store, a, b, put_options)
-              : many->parsed() ? PutMany(**store, a, count)
-              : get->parsed()  ? GetToFile(**store, a, b)
-              : head->parsed() ? PrintHead(**store, a)
-              : ls->parsed()   ? PrintKeys(**store, a)
-                               : RemovePrefix(**store, a);
+  Status st = mb->parsed()        ? (*store)->CreateBucket()
+              : put->parsed()     ? PutFile(**store, a, b, put_options)
+              : many->parsed()    ? PutMany(**store, a, count)
+              : get->parsed()     ? GetToFile(**store, a, b)
+              : head->parsed()    ? PrintHead(**store, a)
+              : ls->parsed()      ? PrintKeys(**store, a)
+              : compare->parsed() ? Compare(**store, a)
+                                  : RemovePrefix(**store, a);
   std::cout.flush();
   if (!st.ok()) {
     std::cerr << "strata_seed: " << st.ToString() << "\n";

@@ -50,7 +50,8 @@ ChunkFetcher::ChunkFetcher(ObjectStore& store, std::vector<ChunkTier*> tiers, Op
       chunk_size_(options.chunk_size),
       readahead_budget_(options.readahead_budget_bytes),
       max_unread_(options.max_unread_readahead),
-      stats_(stats) {
+      stats_(stats),
+      buffers_(chunk_size_, 4) {
   assert(chunk_size_ > 0);
   workers_.reserve(options.readahead_workers);
   for (size_t i = 0; i < options.readahead_workers; ++i) {
@@ -271,8 +272,8 @@ std::optional<ChunkFetcher::TierHit> ChunkFetcher::LookUpTiers(const ChunkKey& k
 Result<ChunkData> ChunkFetcher::FetchFromStore(const ObjectVersion& object, uint64_t index) {
   const uint64_t offset = index * chunk_size_;
   const uint64_t length = ChunkLength(object, index);
-  std::string buffer;
-  buffer.resize(length);  // the one allocation per chunk; GetInto writes into it directly
+  // A recycled buffer when there is one; GetInto writes into it directly.
+  std::string buffer = buffers_.Take(length);
   GetOptions options{.range = ByteRange{offset, length}, .if_match = object.etag};
   stats_.s3_gets.fetch_add(1, std::memory_order_relaxed);
   STRATA_ASSIGN_OR_RETURN(GetIntoResult got,
@@ -288,7 +289,7 @@ Result<ChunkData> ChunkFetcher::FetchFromStore(const ObjectVersion& object, uint
                                       " bytes, the version read expects " +
                                       std::to_string(object.size));
   }
-  return ChunkData(std::make_shared<const std::string>(std::move(buffer)));
+  return buffers_.Share(std::move(buffer));
 }
 
 void ChunkFetcher::PutIntoTier(ChunkTier& tier, const ChunkKey& key, const ChunkData& data) {

@@ -6,7 +6,8 @@
 //     faster ones. A tier error on lookup counts as a miss; a failed Put (kNoSpace, kIo) is
 //     logged and ignored: the read still succeeds.
 //   - A miss everywhere is one ranged GET with If-Match on the version's ETag, written straight
-//     into a buffer of the chunk's exact size (GetInto). A changed object fails with
+//     into a buffer of the chunk's exact size (GetInto), recycled from dropped chunks when one
+//     is free (ChunkBuffers). A changed object fails with
 //     kPreconditionFailed; a body of the wrong length is an error (kTransient) and is neither
 //     cached nor served. Chunks are complete or absent, never short.
 //   - Single flight: a miss on a chunk whose GET is already in flight waits for that GET and
@@ -46,6 +47,7 @@
 #include "base/status.h"
 #include "base/thread_annotations.h"
 #include "cache/cache_stats.h"
+#include "cache/chunk_buffers.h"
 #include "cache/chunk_key.h"
 #include "cache/chunk_tier.h"
 #include "cache/object_version.h"
@@ -159,6 +161,8 @@ class ChunkFetcher {
   const uint64_t readahead_budget_;
   const size_t max_unread_;
   CacheStats& stats_;
+  // Buffers of chunks dropped by everyone, reused for the next GETs (at most 4 kept).
+  ChunkBuffers buffers_;
 
   // Completed flights per hash slot of the chunk id. A miss reads its slot before looking the
   // tiers up; if the count moved by the time it would start a GET, a flight for that chunk may

@@ -18,7 +18,7 @@
 #   time to first byte of a cold SIZE object: open + 4 KiB pread through a fresh mount (page
 #     cache dropped), ms, vs one 4 KiB ranged curl GET (time_total); medians of TTFB_ROUNDS
 #   4 cold readers of 4 different PAR objects at once (fresh mount): aggregate MB/s vs 4 curls
-#   `ls -l` of a directory of FILES objects, warm (the second listing on a mount with
+#   `ls -l` of a directory of FILES objects, warm (the third listing on a fresh mount with
 #     --attr-ttl ATTR_TTL), s, vs the same tree (names, sizes) on local disk, warm
 # Sizes: MiB = 2^20 bytes, MB = 10^6 bytes. Local files and the cache dir live in a temp dir in
 # /tmp (the same disk). Needs root (drops the page cache) and /dev/fuse. Env:
@@ -78,6 +78,9 @@ curl_auth
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- data: each object also as a local file, in the temp dir --------------------------------
+need_mib=$((2 * (size_mb + 4 * par_mb + rand_big_mb + rand_small_mb) + 256))  # files and cache
+free_mib=$(df -Pm "$work" | awk 'NR == 2 { print $4 }')
+((free_mib > need_mib)) || die "$work has $free_mib MiB free, the local files and the cache need $need_mib"
 data=$work/data
 mkdir -p "$data"
 echo "read_path: seeding bucket $bucket on $ep: ${size_mb} MiB, 4 x ${par_mb} MiB," \
@@ -291,6 +294,7 @@ t1=$(now)
 listed=$(grep -c '^-' "$work/listing") || true
 [[ $listed == "$files" ]] || die "ls -l through strata listed $listed files, expected $files"
 cold_s=$(secs "$t0" "$t1")
+ls -l "$mnt/many" >/dev/null  # again: entries the cold listing saw more than --attr-ttl ago
 start_workload
 t0=$(now)
 ls -l "$mnt/many" >/dev/null
@@ -298,6 +302,7 @@ t1=$(now)
 s_s=$(secs "$t0" "$t1")
 rss_now=$(peak_rss_mib "$pid") note="cold listing $cold_s s; warm: $(counters metadata_list_requests metadata_head_requests)"
 unmount
+ls -l "$data/many" >/dev/null
 ls -l "$data/many" >/dev/null
 t0=$(now)
 ls -l "$data/many" >/dev/null
@@ -313,7 +318,7 @@ echo "\`$command_line\`"
 echo
 server=$ep
 [[ -z $own_rgw ]] || server="radosgw $(radosgw --version 2>/dev/null | awk '{ print $3 }') (memstore) on loopback"
-echo "strata $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?'), --memory-cache $memory${STRATA_BENCH_MOUNT_OPTS:+, $STRATA_BENCH_MOUNT_OPTS};" \
+echo "strata $("$strata" --version) ($strata; this checkout: $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?')), --memory-cache $memory${STRATA_BENCH_MOUNT_OPTS:+, $STRATA_BENCH_MOUNT_OPTS};" \
   "S3: $server;" \
   "$(curl --version | awk 'NR == 1 { print $1, $2 }'); $(command -v fio >/dev/null && fio --version || echo 'no fio');" \
   "fio direct=$direct. MB = 10^6 bytes. Ratio = strata / reference: above 1 is better for MB/s" \

@@ -1,6 +1,4 @@
 #!/usr/bin/env bash
-# The EXIT trap looks unreachable to shellcheck.
-# shellcheck disable=SC2317
 # Metadata benchmark: what `ls -l` and chmod cost through a real FUSE mount, on a local S3
 # server, in one run. A benchmark prints figures; it asserts nothing (it fails only when it
 # cannot measure).
@@ -26,90 +24,21 @@
 #   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (default: STRATA_TEST_* keys, else testkey/testsecret).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
-root=$PWD
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
 n=${N:-10000}
 chmod_mb=${CHMOD_MB:-1024}
 ttl=${ATTR_TTL:-30}
-build=${STRATA_BENCH_BUILD:-build}
-strata=$build/tools/strata seed=$build/tests/strata_seed
-[[ -x $strata && -x $seed ]] || { echo "metadata_bench: build strata and strata_seed in $build first" >&2; exit 1; }
-[[ -c /dev/fuse ]] || { echo "metadata_bench: no /dev/fuse" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "metadata_bench: no python3" >&2; exit 1; }
-ep=${STRATA_BENCH_ENDPOINT:-${STRATA_TEST_ENDPOINT:-}}
-export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-${STRATA_TEST_ACCESS_KEY:-testkey}}
-export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-${STRATA_TEST_SECRET_KEY:-testsecret}}
-if [[ -n $ep && ! $ep =~ ^https?://(127\.[0-9.]+|localhost|\[::1\])(:[0-9]+)?/?$ ]]; then
-  echo "metadata_bench: $ep is not a loopback endpoint" >&2
-  exit 1
-fi
-bucket=strata-bench-meta-$$
-work=$(mktemp -d /tmp/strata-bench-meta.XXXXXX)
-chmod 700 "$work"
-mnt=$work/mnt
-mkdir -p "$mnt"
 bytes=$((chmod_mb << 20))
-own_rgw=""
-src=""
+bench_init metadata_bench strata-bench-meta
+command -v python3 >/dev/null || die "no python3"
+# The in-memory OSD holds the large file, its copy and the small objects.
+bench_endpoint $((chmod_mb * 3 + 1024))
 
-S() { "$seed" --endpoint "$ep" --bucket "$bucket" "$@"; }
-is_mounted() { grep -qs " $mnt fuse" /proc/mounts; }
-unmount() {
-  is_mounted || return 0
-  umount "$mnt" 2>/dev/null || fusermount3 -u "$mnt" 2>/dev/null
-  for _ in $(seq 600); do is_mounted || return 0; sleep 0.1; done
-  echo "metadata_bench: cannot unmount $mnt" >&2
-  return 1
-}
-cleanup() {
-  unmount
-  if [[ -n $ep ]]; then S rm "" >/dev/null 2>&1; fi
-  if [[ -n $own_rgw ]]; then
-    RGW_DIR=$own_rgw bash "$root/tests/s3/rgw.sh" stop
-    rm -rf "$own_rgw"
-  fi
-  [[ -z $src ]] || rm -f "$src"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-die() { echo "metadata_bench: $*" >&2; exit 1; }
-
-if [[ -z $ep ]]; then
-  port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-  port=""
-  for p in $(seq 7500 10 7700); do
-    if port_free "$p" && port_free $((p + 1)) && port_free $((p + 2)); then port=$p; break; fi
-  done
-  [[ -n $port ]] || die "no free loopback port for radosgw"
-  own_rgw=$(mktemp -d /tmp/strata-bench-rgw.XXXXXX)
-  # The in-memory OSD holds the large file, its copy and the small objects.
-  mem=$((chmod_mb * 3 + 1024)); ((mem >= 4096)) || mem=4096
-  RGW_DIR=$own_rgw RGW_PORT=$port RGW_MEM_MB=$mem RGW_ACCESS_KEY=$AWS_ACCESS_KEY_ID \
-    RGW_SECRET_KEY=$AWS_SECRET_ACCESS_KEY bash tests/s3/rgw.sh start || die "radosgw did not start"
-  ep=http://127.0.0.1:$port
-fi
-ep=${ep%/}
-
-mount_strata() {  # mount_strata CACHE_DIR [OPTION...]
-  local cache=$1; shift
-  "$strata" mount "s3://$bucket" "$mnt" --endpoint "$ep" --cache-dir "$cache" "$@" ||
-    die "mount failed: $*"
-}
-stat_of() { "$strata" stats "$mnt" | awk -v k="$1" '$1 == k { print $2 }'; }
 counters() {  # HEADs LISTs queue_bytes_uploaded s3_requests, one line
   "$strata" stats "$mnt" | awk '{ v[$1] = $2 } END {
     print v["metadata_head_requests"] + 0, v["metadata_list_requests"] + 0,
       v["queue_bytes_uploaded"] + 0, v["s3_requests"] + 0 }'
-}
-now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }  # calc FORMAT EXPRESSION
-secs() { calc %.3f "$2 - $1"; }               # start end
-wait_in_s3() {  # until queue_depth is 0, polled every 20 ms; 10 minutes at most
-  sleep 0.1  # the kernel sends RELEASE after close(2) returns
-  for _ in $(seq 30000); do
-    [[ $(stat_of queue_depth) == 0 ]] && return 0
-    sleep 0.02
-  done
-  die "the upload queue did not drain in 10 minutes"
 }
 
 # ls_l DIR: `ls -l` of DIR on the mount; sets took, heads, lists and shown (entries listed with
@@ -182,10 +111,8 @@ unmount
 
 # --- chmod of a large file ---------------------------------------------------------------------
 echo "preparing: a $chmod_mb MiB random file"
-src_dir=/dev/shm
-[[ -d $src_dir && $(df -Pk "$src_dir" | awk 'NR == 2 { print $4 }') -gt $((bytes / 1024 + 65536)) ]] ||
-  src_dir=$work
-src=$(mktemp "$src_dir/strata-bench-meta.XXXXXX")
+src=$(mktemp "$(ram_dir "$bytes")/strata-bench-meta.XXXXXX")
+bench_rm+=("$src")
 head -c "$bytes" /dev/urandom >"$src" || die "cannot write $src"
 echo "measuring: upload of $chmod_mb MiB, then chmod 0600 of it"
 mount_strata "$work/cache-chmod"

@@ -1,6 +1,4 @@
 #!/usr/bin/env bash
-# The EXIT trap looks unreachable to shellcheck.
-# shellcheck disable=SC2317
 # Write-path benchmark: strata through a real FUSE mount next to curl, on the same local S3 server,
 # in one run. A benchmark prints figures; it asserts nothing (it fails only when it cannot measure).
 #   one SIZE file, written with dd bs=1M from a random file in RAM (/dev/shm):
@@ -15,98 +13,29 @@
 # "vs curl" is the time divided by curl's time for the same bytes (> 1: slower than curl).
 # MB = 10^6 bytes. Needs root (FUSE). Env:
 #   WRITE_MB (1024) size of the large file in MiB; STRATA_BENCH_FILES (1000);
-#   STRATA_BENCH_BUILD (build); STRATA_BENCH_ENDPOINT, else STRATA_TEST_ENDPOINT, else a radosgw
-#   started here on a free loopback port with tests/s3/rgw.sh and stopped at exit;
+#   STRATA_BENCH_BUILD (build); STRATA_BENCH_ENDPOINT, else STRATA_TEST_ENDPOINT (loopback only),
+#   else a radosgw started here on a free loopback port with tests/s3/rgw.sh and stopped at exit;
 #   AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (default: STRATA_TEST_* keys, else testkey/testsecret).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-root=$PWD
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
 write_mb=${WRITE_MB:-1024}
 files=${STRATA_BENCH_FILES:-1000}
-build=${STRATA_BENCH_BUILD:-build}
-strata=$build/tools/strata seed=$build/tests/strata_seed
-[[ -x $strata && -x $seed ]] || { echo "write_path: build strata and strata_seed in $build first" >&2; exit 1; }
-[[ -c /dev/fuse ]] || { echo "write_path: no /dev/fuse" >&2; exit 1; }
-ep=${STRATA_BENCH_ENDPOINT:-${STRATA_TEST_ENDPOINT:-}}
-export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-${STRATA_TEST_ACCESS_KEY:-testkey}}
-export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-${STRATA_TEST_SECRET_KEY:-testsecret}}
-bucket=strata-bench-write-$$
-work=$(mktemp -d /tmp/strata-bench-write.XXXXXX)
-chmod 700 "$work"
-mnt=$work/mnt
-mkdir -p "$mnt"
 bytes=$((write_mb << 20))
-own_rgw=""
-src=""
-
-S() { "$seed" --endpoint "$ep" --bucket "$bucket" "$@"; }
-is_mounted() { grep -qs " $mnt fuse" /proc/mounts; }
-unmount() {
-  is_mounted || return 0
-  umount "$mnt"
-  for _ in $(seq 600); do is_mounted || return 0; sleep 0.1; done
-}
-cleanup() {
-  unmount || true
-  if [[ -n $ep ]]; then S rm "" >/dev/null 2>&1 || true; fi
-  if [[ -n $own_rgw ]]; then
-    RGW_DIR=$own_rgw bash "$root/tests/s3/rgw.sh" stop || true
-    rm -rf "$own_rgw"
-  fi
-  [[ -z $src ]] || rm -f "$src"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-if [[ -z $ep ]]; then
-  port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-  port=""
-  for p in $(seq 7500 10 7700); do
-    if port_free "$p" && port_free $((p + 1)) && port_free $((p + 2)); then port=$p; break; fi
-  done
-  [[ -n $port ]] || { echo "write_path: no free loopback port for radosgw" >&2; exit 1; }
-  own_rgw=$(mktemp -d /tmp/strata-bench-rgw.XXXXXX)
-  # The in-memory OSD holds the three large objects and the small ones.
-  mem=$((write_mb * 3 + 1024)); ((mem >= 4096)) || mem=4096
-  RGW_DIR=$own_rgw RGW_PORT=$port RGW_MEM_MB=$mem RGW_ACCESS_KEY=$AWS_ACCESS_KEY_ID \
-    RGW_SECRET_KEY=$AWS_SECRET_ACCESS_KEY bash tests/s3/rgw.sh start
-  ep=http://127.0.0.1:$port
-fi
-ep=${ep%/}
-
-mount_strata() {
-  "$strata" mount "s3://$bucket" "$mnt" --endpoint "$ep" --cache-dir "$work/cache" "$@"
-}
-stat_of() { "$strata" stats "$mnt" | awk -v k="$1" '$1 == k { print $2 }'; }
-now() { date +%s.%N; }
-wait_in_s3() {  # until queue_depth is 0, polled every 20 ms
-  for _ in $(seq 30000); do
-    [[ $(stat_of queue_depth) == 0 ]] && return 0
-    sleep 0.02
-  done
-  echo "write_path: the queue did not drain in 10 minutes" >&2
-  return 1
-}
-# Credentials go through a config file, not the command line (the process list is public).
-cat >"$work/auth.cfg" <<EOF
-aws-sigv4 = "aws:amz:us-east-1:s3"
-user = "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"
-header = "x-amz-content-sha256: UNSIGNED-PAYLOAD"
-EOF
+bench_init write_path strata-bench-write
+# The in-memory OSD holds the three large objects and the small ones.
+bench_endpoint $((write_mb * 3 + 1024))
+curl_auth
 
 echo "preparing: ${write_mb} MiB random file, bucket $bucket on $ep"
 S mb
-src_dir=/dev/shm
-[[ -d $src_dir && $(df -Pk "$src_dir" | awk 'NR == 2 { print $4 }') -gt $((bytes / 1024 + 65536)) ]] ||
-  src_dir=$work
-src=$(mktemp "$src_dir/strata-bench-write.XXXXXX")
+src=$(mktemp "$(ram_dir "$bytes")/strata-bench-write.XXXXXX")
+bench_rm+=("$src")
 head -c "$bytes" /dev/urandom >"$src"
 
 rows=()
 row() { rows+=("$(printf '| %-58s | %9s | %11s | %7s |' "$1" "$2" "$3" "$4")"); }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; }  # calc FORMAT EXPRESSION
-secs() { calc %.3f "$2 - $1"; }               # start end
-mbps() { calc %.0f "$1 / ($3 - $2) / 1e6"; }  # bytes start end
 fps() { calc %.0f "$1 / ($3 - $2)"; }         # count start end
 ratio() { calc %.2f "($2 - $1) / $3"; }       # start end curl_seconds
 
@@ -124,7 +53,7 @@ t1=$(now)
 curl_s=$(secs "$t0" "$t1")
 row "curl PUT of ${write_mb} MiB, one stream" "$(secs "$t0" "$t1")" "$(mbps "$bytes" "$t0" "$t1") MB/s" "1.00"
 
-mount_strata
+mount_strata "$work/cache"
 t0=$(now)
 dd if="$src" of="$mnt/big.bin" bs=1M status=none
 t1=$(now)
@@ -134,7 +63,7 @@ row "strata write ${write_mb} MiB, until close returns" "$(secs "$t0" "$t1")" "$
 row "strata write ${write_mb} MiB, until in S3" "$(secs "$t0" "$t2")" "$(mbps "$bytes" "$t0" "$t2") MB/s" "$(ratio "$t0" "$t2" "$curl_s")"
 unmount
 
-mount_strata --sync-upload
+mount_strata "$work/cache" --sync-upload
 t0=$(now)
 dd if="$src" of="$mnt/big-sync.bin" bs=1M status=none
 t1=$(now)
@@ -172,7 +101,7 @@ t1=$(now)
 curl_small_s=$(secs "$t0" "$t1")
 row "curl ${files} PUTs of 4 KiB, one process, one connection" "$(secs "$t0" "$t1")" "$(fps "$files" "$t0" "$t1") files/s" "1.00"
 
-mount_strata
+mount_strata "$work/cache"
 t0=$(now)
 make_files "$mnt/small" >/dev/null
 t1=$(now)
@@ -182,7 +111,7 @@ row "strata ${files} x 4 KiB files, until the last close" "$(secs "$t0" "$t1")" 
 row "strata ${files} x 4 KiB files, until all in S3" "$(secs "$t0" "$t2")" "$(fps "$files" "$t0" "$t2") files/s" "$(ratio "$t0" "$t2" "$curl_small_s")"
 unmount
 
-mount_strata --sync-upload
+mount_strata "$work/cache" --sync-upload
 t0=$(now)
 make_files "$mnt/small-sync" >/dev/null
 t1=$(now)
@@ -192,11 +121,11 @@ unmount
 # What the rows claim is in S3 must be there.
 for key in big.bin big-sync.bin; do
   size=$(S head "$key" | awk '$1 == "size" { print $2 }')
-  [[ $size == "$bytes" ]] || { echo "write_path: $key in S3 has ${size:-no} size, expected $bytes" >&2; exit 1; }
+  [[ $size == "$bytes" ]] || die "$key in S3 has ${size:-no} size, expected $bytes"
 done
 for prefix in small/ small-sync/; do
   n=$(S ls "$prefix" | grep -vc '/$')  # not the directory's marker
-  [[ $n -eq $files ]] || { echo "write_path: $n objects under $prefix, expected $files" >&2; exit 1; }
+  [[ $n -eq $files ]] || die "$n objects under $prefix, expected $files"
 done
 
 echo

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 
@@ -187,7 +188,8 @@ Result<uint64_t> Filesystem::OpenDir(uint64_t ino) {
   return id;
 }
 
-Result<std::vector<DirEntryView>> Filesystem::DirEntries(uint64_t handle, size_t offset) {
+Result<std::vector<DirEntryView>> Filesystem::DirEntries(uint64_t handle, size_t offset,
+                                                         size_t max) {
   std::shared_ptr<DirHandle> dir;
   {
     MutexLock lock(mu_);
@@ -196,9 +198,20 @@ Result<std::vector<DirEntryView>> Filesystem::DirEntries(uint64_t handle, size_t
     dir = it->second;
   }
   std::vector<DirEntryView> out;
-  for (size_t i = offset; i < dir->order.size(); ++i) {
+  const size_t end =
+      offset + std::min(max, dir->order.size() - std::min(offset, dir->order.size()));
+  for (size_t i = offset; i < end; ++i) {
     const auto& [name, info] = *dir->order[i];
-    out.push_back(DirEntryView{name, info.type, info, !dir->listing->unknown.contains(name)});
+    if (!dir->listing->unknown.contains(name)) {
+      out.push_back(DirEntryView{name, info.type, info, true});
+      continue;
+    }
+    std::optional<EntryInfo> learned = metadata_.FreshEntry(JoinPath(dir->path, name));
+    if (learned && learned->etag == info.etag) {  // the same version, now known
+      out.push_back(DirEntryView{name, learned->type, *learned, true});
+    } else {
+      out.push_back(DirEntryView{name, info.type, info, false});
+    }
   }
   return out;
 }

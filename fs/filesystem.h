@@ -133,8 +133,11 @@ class Filesystem {
 
   // Directory handles hold a snapshot of the listing taken at opendir.
   Result<uint64_t> OpenDir(uint64_t ino);
-  // Entries of the snapshot from index `offset` on ("." and ".." are left to the adapter).
-  Result<std::vector<DirEntryView>> DirEntries(uint64_t handle, size_t offset);
+  // At most `max` entries of the snapshot from index `offset` on ("." and ".." are left to the
+  // adapter). An entry the listing did not know the attributes of is given with those a lookup
+  // has learned since, when they are still fresh: readdirplus can then carry them.
+  Result<std::vector<DirEntryView>> DirEntries(uint64_t handle, size_t offset,
+                                               size_t max = SIZE_MAX);
   // For readdirplus: the entry's inode and attributes, raising its lookup count.
   EntryReply EntryForReaddir(uint64_t dir_handle, const DirEntryView& entry);
   // For a readdir entry given without attributes: its inode number if the kernel knows one,

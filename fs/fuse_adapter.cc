@@ -146,8 +146,12 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_fil
   if (pos == 1 && !add("..", dot, ++pos, nullptr)) {
     return (void)fuse_reply_buf(req, buffer.data(), used);
   }
+  // No more entries than the buffer can hold, not the rest of the directory: a large directory
+  // is read in many calls. The smallest entry is a 24-byte fuse_dirent with 8 bytes of name;
+  // readdirplus adds a 128-byte fuse_entry_out.
+  const size_t min_entry = plus ? 160 : 32;
   Result<std::vector<DirEntryView>> entries =
-      ctx.fs->DirEntries(fi->fh, static_cast<size_t>(pos - 2));
+      ctx.fs->DirEntries(fi->fh, static_cast<size_t>(pos - 2), size / min_entry + 1);
   if (!entries.ok()) return ReplyError(req, entries.status(), "readdir");
   for (const DirEntryView& entry : *entries) {
     if (plus) {

@@ -190,6 +190,13 @@ Result<std::optional<EntryInfo>> MetadataCache::Lookup(const std::string& dir,
   return fetched;
 }
 
+std::optional<EntryInfo> MetadataCache::FreshEntry(const std::string& path) {
+  MutexLock lock(mu_);
+  auto it = entries_.find(path);
+  if (it == entries_.end() || !Fresh(it->second.fetched, options_.attr_ttl)) return std::nullopt;
+  return it->second.info;
+}
+
 Result<std::shared_ptr<const DirListing>> MetadataCache::List(const std::string& dir) {
   uint64_t epoch = 0;
   {

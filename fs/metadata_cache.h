@@ -108,6 +108,10 @@ class MetadataCache {
   // directory) and remembers the answer (negative answers for negative_ttl).
   Result<std::optional<EntryInfo>> Lookup(const std::string& dir, const std::string& name);
 
+  // What a Lookup of `path` found within attr_ttl (attributes HEADed since the listing), without
+  // asking S3; nullopt when nothing fresh is cached or the name was absent.
+  std::optional<EntryInfo> FreshEntry(const std::string& path);
+
   // The whole directory, from cache when younger than attr_ttl. kNotFound when `dir` has no
   // entries and no marker (it does not exist, or no longer does).
   Result<std::shared_ptr<const DirListing>> List(const std::string& dir);

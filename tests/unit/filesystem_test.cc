@@ -116,6 +116,40 @@ TEST_F(FilesystemTest, ReadDirIsASnapshotWithLookupsPerEntry) {
   fs_.ReleaseDir(*handle);
 }
 
+TEST_F(FilesystemTest, ReadDirCarriesAttributesALookupLearnedSinceTheListing) {
+  Put("root/link", "target", {{"mode", std::to_string(0120777)}});
+  Put("root/plain", "x");
+  auto entries_of_new_handle = [&](size_t max) {
+    Result<uint64_t> handle = fs_.OpenDir(InodeTable::kRootInode);
+    EXPECT_TRUE(handle.ok());
+    Result<std::vector<DirEntryView>> entries = fs_.DirEntries(*handle, 0, max);
+    EXPECT_TRUE(entries.ok());
+    fs_.ReleaseDir(*handle);
+    return entries.ok() ? *entries : std::vector<DirEntryView>{};
+  };
+  std::vector<DirEntryView> listed = entries_of_new_handle(SIZE_MAX);
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_FALSE(listed[0].attributes_known) << "no HEAD yet: the kernel must look it up";
+  EXPECT_FALSE(listed[1].attributes_known);
+  ASSERT_TRUE(fs_.Lookup(InodeTable::kRootInode, "link").ok());  // HEADs it
+
+  // The same cached listing, but what the lookup learned comes with it: no lookup needed.
+  listed = entries_of_new_handle(SIZE_MAX);
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].name, "link");
+  EXPECT_TRUE(listed[0].attributes_known);
+  EXPECT_EQ(listed[0].type, EntryType::kSymlink);
+  EXPECT_FALSE(listed[1].attributes_known);
+  EXPECT_EQ(entries_of_new_handle(1).size(), 1u) << "at most `max` entries";
+
+  // Another version of the object: what was learned of the old one no longer applies.
+  clock_.Advance(std::chrono::seconds(2));
+  Put("root/link", "other", {{"mode", std::to_string(0100644)}});
+  listed = entries_of_new_handle(SIZE_MAX);
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_FALSE(listed[0].attributes_known);
+}
+
 TEST_F(FilesystemTest, ChangedObjectFailsReadsOfTheOldVersion) {
   Put("root/f", std::string(4000, 'o'));
   Result<EntryReply> f = fs_.Lookup(InodeTable::kRootInode, "f");

@@ -51,7 +51,7 @@ ChunkFetcher::ChunkFetcher(ObjectStore& store, std::vector<ChunkTier*> tiers, Op
       readahead_budget_(options.readahead_budget_bytes),
       max_unread_(options.max_unread_readahead),
       stats_(stats),
-      buffers_(chunk_size_, 4) {
+      buffers_(chunk_size_, options.kept_buffers) {
   assert(chunk_size_ > 0);
   workers_.reserve(options.readahead_workers);
   for (size_t i = 0; i < options.readahead_workers; ++i) {

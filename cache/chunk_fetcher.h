@@ -67,6 +67,9 @@ class ChunkFetcher {
     // Chunks fetched by read-ahead and not read yet that are remembered (weakly: the tiers own
     // them) for readahead_hits. The oldest are forgotten first.
     size_t max_unread_readahead = 1024;
+    // Buffers of dropped chunks kept for reuse (ChunkBuffers): up to this many chunks of memory
+    // on top of the tiers.
+    size_t kept_buffers = 4;
   };
 
   // A shared flag a caller sets to withdraw read-ahead it requested (e.g. after a random seek).
@@ -161,7 +164,7 @@ class ChunkFetcher {
   const uint64_t readahead_budget_;
   const size_t max_unread_;
   CacheStats& stats_;
-  // Buffers of chunks dropped by everyone, reused for the next GETs (at most 4 kept).
+  // Buffers of chunks dropped by everyone, reused for the next GETs.
   ChunkBuffers buffers_;
 
   // Completed flights per hash slot of the chunk id. A miss reads its slot before looking the

@@ -348,9 +348,13 @@ int Serve(Daemon& d, StartReport& report) {
   }
   // Few shards: with multi-MiB chunks a shard must hold a whole read-ahead window in its
   // probation segment, or read-ahead chunks would evict each other before being read.
-  // --memory-cache bounds all chunk data the daemon holds: the memory tier gets what read-ahead
-  // and the write-behind queue do not use (they hold chunks on top of it).
-  const uint64_t overhead = kReadaheadBytes + plan.cache_write_queue;
+  // --memory-cache bounds all chunk data the daemon holds: the memory tier gets what read-ahead,
+  // the write-behind queue and the buffers kept for reuse do not use (they hold chunks on top
+  // of it).
+  const ChunkFetcher::Options fetcher_options{.chunk_size = plan.chunk_size,
+                                              .readahead_budget_bytes = kReadaheadBytes};
+  const uint64_t overhead = kReadaheadBytes + plan.cache_write_queue +
+                            fetcher_options.kept_buffers * uint64_t{plan.chunk_size};
   const uint64_t memory_budget = std::max<uint64_t>(
       plan.memory_cache > overhead ? plan.memory_cache - overhead : 0, 4ull * plan.chunk_size);
   MemoryTier memory(
@@ -358,10 +362,7 @@ int Serve(Daemon& d, StartReport& report) {
       d.stats);
   // Readers never wait for the cache disk: chunks it cannot take in time are not written.
   WriteBehindTier disk_behind(**disk, plan.cache_write_queue, d.stats);
-  ChunkFetcher fetcher(d.store, {&memory, &disk_behind},
-                       ChunkFetcher::Options{.chunk_size = plan.chunk_size,
-                                             .readahead_budget_bytes = kReadaheadBytes},
-                       d.stats);
+  ChunkFetcher fetcher(d.store, {&memory, &disk_behind}, fetcher_options, d.stats);
   d.fetcher_slot = &fetcher;
   std::optional<RateSampler> sampler;
   if (queue) sampler.emplace(*queue, d.upload_rate);

@@ -50,11 +50,13 @@ std::string ControlSurface::QueueText(uint64_t after, size_t max_bytes) {
       if (entry.next_attempt_in) {
         std::snprintf(next, sizeof next, "%.1f", entry.next_attempt_in->count() / 1000.0);
       }
+      std::string error = entry.last_error;
+      if (error.size() > kMaxErrorBytes) error = error.substr(0, kMaxErrorBytes - 3) + "...";
       std::string line =
           std::to_string(entry.sequence) + "\t" + std::string(QueueEntryStateName(entry.state)) +
           "\t" + std::string(QueueOpName(entry.op)) + "\t" + key + "\t" +
           std::to_string(entry.size) + "\t" + age + "\t" + std::to_string(entry.attempts) + "\t" +
-          std::to_string(entry.parts_done) + "\t" + next + "\t" + entry.last_error + "\n";
+          std::to_string(entry.parts_done) + "\t" + next + "\t" + error + "\n";
       if (out.size() > header && out.size() + line.size() > max_bytes) return out;
       out += line;
       after = entry.sequence;

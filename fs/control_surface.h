@@ -1,6 +1,6 @@
 // ControlSurface: what a running mount tells its operator and takes from them, as text: the
 // counters for `strata stats`, pages of the upload queue for `strata queue`, and the retry of
-// dead letters. The FUSE adapter serves it through the attributes in control_names.h.
+// dead letters. The FUSE adapter serves it through the ioctls in control_ioctl.h.
 // Thread-safe.
 #pragma once
 
@@ -39,10 +39,11 @@ class ControlSurface {
   // Counters as "name value" lines, for `strata stats`.
   std::string StatsText();
   // One page of the upload queue: a header line, then one line per entry with a sequence
-  // number above `after`, as many as fit in `max_bytes` (at least one). An empty page (the
-  // header alone) is the end.
-  std::string QueueText(uint64_t after = 0, size_t max_bytes = kQueuePageBytes);
-  static constexpr size_t kQueuePageBytes = 60 * 1024;  // under the 64 KiB xattr limit
+  // number above `after`, as many as fit in `max_bytes` (at least one; a line is at most
+  // about 3 KiB: keys of up to 1 KiB, the last error cut to kMaxErrorBytes). An empty page
+  // (the header alone) is the end.
+  std::string QueueText(uint64_t after, size_t max_bytes);
+  static constexpr size_t kMaxErrorBytes = 512;
   // Requeues dead letters; returns how many there were. EROFS on a read-only mount.
   Result<uint64_t> RetryQueue();
 

@@ -176,12 +176,8 @@ Result<uint64_t> Filesystem::OpenDir(uint64_t ino) {
   if (!node || node->type != EntryType::kDirectory) {
     return Status::NotFound("no directory inode " + std::to_string(ino));
   }
-  Result<std::shared_ptr<const DirListing>> listing = view_->List(node->path);
-  if (!listing.ok()) return listing.status();
   auto handle = std::make_shared<DirHandle>();
   handle->path = node->path;
-  handle->listing = *listing;
-  for (const auto& entry : handle->listing->entries) handle->order.push_back(&entry);
   const uint64_t id = next_handle_++;
   MutexLock lock(mu_);
   dirs_[id] = std::move(handle);
@@ -191,18 +187,30 @@ Result<uint64_t> Filesystem::OpenDir(uint64_t ino) {
 Result<std::vector<DirEntryView>> Filesystem::DirEntries(uint64_t handle, size_t offset,
                                                          size_t max) {
   std::shared_ptr<DirHandle> dir;
+  std::shared_ptr<const DirSnapshot> snapshot;
   {
     MutexLock lock(mu_);
     auto it = dirs_.find(handle);
     if (it == dirs_.end()) return Status::InvalidArgument("unknown directory handle");
     dir = it->second;
+    snapshot = dir->snapshot;
+  }
+  if (snapshot == nullptr) {
+    Result<std::shared_ptr<const DirListing>> listing = view_->List(dir->path);
+    if (!listing.ok()) return listing.status();
+    auto taken = std::make_shared<DirSnapshot>();
+    taken->listing = *listing;
+    for (const auto& entry : taken->listing->entries) taken->order.push_back(&entry);
+    MutexLock lock(mu_);
+    if (dir->snapshot == nullptr) dir->snapshot = std::move(taken);  // else a racing read won
+    snapshot = dir->snapshot;
   }
   std::vector<DirEntryView> out;
   const size_t end =
-      offset + std::min(max, dir->order.size() - std::min(offset, dir->order.size()));
+      offset + std::min(max, snapshot->order.size() - std::min(offset, snapshot->order.size()));
   for (size_t i = offset; i < end; ++i) {
-    const auto& [name, info] = *dir->order[i];
-    if (!dir->listing->unknown.contains(name)) {
+    const auto& [name, info] = *snapshot->order[i];
+    if (!snapshot->listing->unknown.contains(name)) {
       out.push_back(DirEntryView{name, info.type, info, true});
       continue;
     }

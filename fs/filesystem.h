@@ -131,7 +131,8 @@ class Filesystem {
   void Forget(uint64_t ino, uint64_t nlookup);
   Result<struct stat> GetAttr(uint64_t ino);
 
-  // Directory handles hold a snapshot of the listing taken at opendir.
+  // Directory handles hold a snapshot of the listing taken at their first read, not at
+  // opendir: opening a directory (the root, for a control ioctl) asks S3 nothing.
   Result<uint64_t> OpenDir(uint64_t ino);
   // At most `max` entries of the snapshot from index `offset` on ("." and ".." are left to the
   // adapter). An entry the listing did not know the attributes of is given with those a lookup
@@ -193,10 +194,13 @@ class Filesystem {
   size_t inode_count() { return inodes_.size(); }
 
  private:
-  struct DirHandle {
-    std::string path;
+  struct DirSnapshot {
     std::shared_ptr<const DirListing> listing;
     std::vector<const std::pair<const std::string, EntryInfo>*> order;
+  };
+  struct DirHandle {
+    std::string path;
+    std::shared_ptr<const DirSnapshot> snapshot;  // null until the first read; set under mu_
   };
   struct FileHandle {
     uint64_t ino = 0;

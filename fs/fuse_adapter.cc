@@ -3,26 +3,24 @@
 
 #include <fuse_lowlevel.h>
 #include <spdlog/spdlog.h>
-#include <sys/xattr.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <csignal>
 #include <cstring>
 #include <optional>
-#include <string_view>
 #include <vector>
 
-#include "fs/control_names.h"
+#include "fs/control_ioctl.h"
 #include "fs/posix_error.h"
 
 namespace strata {
-namespace {}  // namespace
 
 struct FuseSession::Context {
   Filesystem* fs;
   double attr_timeout;
-  std::function<Status(const std::string&)> set_fault_rate;
+  std::function<Status(double)> set_fault_rate;
 };
 
 namespace {
@@ -353,48 +351,57 @@ void OnStatFs(fuse_req_t req, fuse_ino_t /*ino*/) {
   fuse_reply_statfs(req, &st);
 }
 
-// The sequence number of a "user.strata.queue[.after.SEQ]" name; nullopt for other names.
-std::optional<uint64_t> QueuePageOf(std::string_view name) {
-  if (name == control::kQueue) return 0;
-  if (!name.starts_with(control::kQueuePagePrefix)) return std::nullopt;
-  name.remove_prefix(control::kQueuePagePrefix.size());
-  uint64_t after = 0;
-  const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), after);
-  if (ec != std::errc() || end != name.data() + name.size()) return std::nullopt;
-  return after;
-}
-
-void OnGetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  const bool stats = std::strcmp(name, control::kStats) == 0;
-  const std::optional<uint64_t> page = QueuePageOf(name);
-  if (ino != FUSE_ROOT_ID || (!stats && !page)) return (void)fuse_reply_err(req, ENODATA);
-  // A page is at most Filesystem::kQueuePageBytes, under the 64 KiB limit of an attribute.
-  const std::string text =
-      stats ? Ctx(req).fs->control().StatsText() : Ctx(req).fs->control().QueueText(*page);
-  if (size == 0) return (void)fuse_reply_xattr(req, text.size());
-  if (size < text.size()) return (void)fuse_reply_err(req, ERANGE);
-  fuse_reply_buf(req, text.data(), text.size());
-}
-
-void OnSetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
-                int /*flags*/) {
+// The control channel (control_ioctl.h). The kernel forwards only restricted ioctls: `in` holds
+// _IOC_SIZE(cmd) bytes for a command that writes, and the reply may fill `out_size` bytes.
+void OnIoctl(fuse_req_t req, fuse_ino_t ino, int signed_cmd, void* /*arg*/, fuse_file_info* /*fi*/,
+             unsigned flags, const void* in, size_t in_size, size_t out_size) {
   Context& ctx = Ctx(req);
-  if (ino == FUSE_ROOT_ID && std::strcmp(name, control::kQueueRetry) == 0) {
-    Result<uint64_t> retried = ctx.fs->control().RetryQueue();
-    if (!retried.ok()) return ReplyError(req, retried.status(), "queue retry");
-    spdlog::info("requeued {} dead letter(s)", *retried);
-    return (void)fuse_reply_err(req, 0);
+  const auto cmd = static_cast<unsigned>(signed_cmd);
+  if (ino != FUSE_ROOT_ID || (flags & FUSE_IOCTL_UNRESTRICTED) != 0) {
+    return (void)fuse_reply_err(req, ENOTTY);
   }
-  if (ino == FUSE_ROOT_ID && std::strcmp(name, control::kFaultRate) == 0 && ctx.set_fault_rate) {
-    return ReplyStatus(req, ctx.set_fault_rate(std::string(value, size)), "fault rate");
+  auto reply_text = [req, out_size](const std::string& text) {
+    if (text.size() > out_size) {
+      spdlog::warn("control: a reply of {} bytes does not fit in {}", text.size(), out_size);
+      return (void)fuse_reply_err(req, EOVERFLOW);
+    }
+    fuse_reply_ioctl(req, static_cast<int>(text.size()), text.data(), text.size());
+  };
+  // The kernel checks no permission for an ioctl (setting an attribute needed write access to
+  // the root): changes are for the user the daemon runs as, and root.
+  const uid_t caller = fuse_req_ctx(req)->uid;
+  const bool may_change = caller == 0 || caller == geteuid();
+  switch (cmd) {
+    case control::kStats:
+      return reply_text(ctx.fs->control().StatsText());
+    case control::kQueuePage: {
+      uint64_t after = 0;
+      if (in_size < sizeof after) return (void)fuse_reply_err(req, EINVAL);
+      std::memcpy(&after, in, sizeof after);
+      return reply_text(ctx.fs->control().QueueText(after, out_size));
+    }
+    case control::kQueueRetry: {
+      if (!may_change) return (void)fuse_reply_err(req, EPERM);
+      Result<uint64_t> retried = ctx.fs->control().RetryQueue();
+      if (!retried.ok()) return ReplyError(req, retried.status(), "queue retry");
+      spdlog::info("requeued {} dead letter(s)", *retried);
+      const uint64_t count = *retried;
+      return (void)fuse_reply_ioctl(req, 0, &count, std::min(sizeof count, out_size));
+    }
+    case control::kSetFaultRate: {
+      if (!may_change) return (void)fuse_reply_err(req, EPERM);
+      if (!ctx.set_fault_rate) return (void)fuse_reply_err(req, ENOTSUP);
+      double rate = 0;
+      if (in_size < sizeof rate) return (void)fuse_reply_err(req, EINVAL);
+      std::memcpy(&rate, in, sizeof rate);
+      const Status st = ctx.set_fault_rate(rate);
+      if (!st.ok()) return ReplyError(req, st, "fault rate");
+      return (void)fuse_reply_ioctl(req, 0, nullptr, 0);
+    }
+    default:
+      // Not ours (lsattr's FS_IOC_GETFLAGS, for one).
+      return (void)fuse_reply_err(req, ENOTTY);
   }
-  // Other extended attributes are not stored.
-  fuse_reply_err(req, ENOTSUP);
-}
-
-void OnListXattr(fuse_req_t req, fuse_ino_t /*ino*/, size_t size) {
-  if (size == 0) return (void)fuse_reply_xattr(req, 0);
-  fuse_reply_buf(req, nullptr, 0);
 }
 
 const fuse_lowlevel_ops kOps = [] {
@@ -426,9 +433,8 @@ const fuse_lowlevel_ops kOps = [] {
   ops.rename = OnRename;
   ops.symlink = OnSymlink;
   ops.link = OnLink;
-  ops.setxattr = OnSetXattr;
-  ops.getxattr = OnGetXattr;
-  ops.listxattr = OnListXattr;
+  ops.ioctl = OnIoctl;
+  // No getxattr, setxattr, listxattr or removexattr: see the header.
   return ops;
 }();
 

@@ -2,6 +2,10 @@
 // fuse_lowlevel.h and errno: each callback calls Filesystem, maps Status to errno (ToErrno) and
 // replies once. No lock is held while replying to the kernel. Callbacks never throw.
 //
+// Extended attributes are not implemented: libfuse answers ENOSYS, after which the kernel
+// answers every later *xattr call of the mount itself (EOPNOTSUPP) instead of asking. The
+// control channel is ioctls on the root directory (control_ioctl.h).
+//
 // Life cycle: Mount() makes the mount live (so failures such as a busy mount point are reported
 // before the caller daemonizes); Run() serves requests on several threads until the filesystem
 // is unmounted or SIGTERM/SIGINT/SIGHUP arrives; the destructor unmounts.
@@ -26,9 +30,9 @@ struct FuseMountOptions {
   bool debug = false;  // libfuse's request trace on stderr
   int max_threads = 16;
   std::chrono::milliseconds attr_ttl{std::chrono::seconds(5)};
-  // Testing aid: set by `--fault-rate`, called for `setfattr -n user.strata.fault_rate -v F` on
-  // the mount root. Empty: that attribute does not exist.
-  std::function<Status(const std::string& value)> set_fault_rate{};
+  // Testing aid: set by `--fault-rate`, called for `strata fault-rate MOUNTPOINT F` (the
+  // control ioctl kSetFaultRate). Empty: that command fails with ENOTSUP.
+  std::function<Status(double rate)> set_fault_rate{};
 };
 
 class FuseSession {

@@ -8,6 +8,7 @@
 
 #include "backends/logging.h"
 #include "tools/check_command.h"
+#include "tools/fault_rate_command.h"
 #include "tools/mount_command.h"
 #include "tools/mount_options.h"
 #include "tools/queue_command.h"
@@ -64,6 +65,14 @@ int Main(int argc, char** argv) {
   queue->add_option("mountpoint", queue_mountpoint)->required();
   queue->add_option("action", queue_action, "retry")->check(CLI::IsMember({"retry"}));
 
+  std::string fault_mountpoint, fault_rate;
+  CLI::App* fault = app.add_subcommand(
+      "fault-rate",
+      "Testing: change the fraction F of upload requests that a mount started with --fault-rate "
+      "fails (1 = S3 unreachable for uploads)");
+  fault->add_option("mountpoint", fault_mountpoint)->required();
+  fault->add_option("F", fault_rate, "a fraction from 0 to 1")->required();
+
   try {
     std::reverse(args.begin(), args.end());
     args.pop_back();  // the program name
@@ -86,6 +95,7 @@ int Main(int argc, char** argv) {
   if (queue->parsed()) {
     return strata::RunQueue(queue_mountpoint, queue_action == "retry", std::cout, std::cerr);
   }
+  if (fault->parsed()) return strata::RunFaultRate(fault_mountpoint, fault_rate, std::cerr);
   return 2;
 }
 

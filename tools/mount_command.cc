@@ -449,10 +449,8 @@ int RunMount(const MountArgs& args, const StoreCli& cli, const EnvLookup& env,
   ObjectStore& upload_store = args.fault_rate ? static_cast<ObjectStore&>(faulty) : store;
   if (args.fault_rate) {
     faulty.FailFraction(*args.fault_rate);
-    plan.fuse.set_fault_rate = [&faulty](const std::string& value) {
-      char* end = nullptr;
-      const double rate = std::strtod(value.c_str(), &end);
-      if (end == value.c_str() || rate < 0 || rate > 1) {
+    plan.fuse.set_fault_rate = [&faulty](double rate) {
+      if (!(rate >= 0 && rate <= 1)) {
         return Status::InvalidArgument("fault rate must be between 0 and 1");
       }
       faulty.Clear();

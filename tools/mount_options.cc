@@ -81,7 +81,7 @@ void MountArgs::AddTo(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--fault-rate", fault_rate,
                  "Testing: fail this fraction of upload requests with a transient error; "
-                 "`setfattr -n user.strata.fault_rate -v F MOUNTPOINT` changes it later")
+                 "`strata fault-rate MOUNTPOINT F` changes it later")
       ->group(write)
       ->check(CLI::Range(0.0, 1.0));
   const std::string perms = "Permissions";

@@ -1,29 +1,27 @@
 #include "tools/queue_command.h"
 
-#include <sys/xattr.h>
-
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
+#include <memory>
 #include <string_view>
 
-#include "fs/control_names.h"
-#include "tools/mount_attribute.h"
+#include "fs/control_ioctl.h"
+#include "tools/mount_control.h"
 
 namespace strata {
 namespace {
 
-// The listing comes in pages ("user.strata.queue.after.SEQ", each under the 64 KiB limit of
-// an attribute), so that a queue of any length can be shown: the header of the first page,
-// then the entries of every page until one holds none.
+// The listing comes in pages (each under the 16 KiB limit of an ioctl's argument), so that a
+// queue of any length can be shown: the header of the first page, then the entries of every
+// page until one holds none.
 int PrintQueue(const std::string& mountpoint, std::ostream& out, std::ostream& err) {
+  auto buffer = std::make_unique<control::QueuePageBuffer>();
   uint64_t after = 0;
   for (bool first = true;; first = false) {
-    const std::string name = std::string(control::kQueuePagePrefix) + std::to_string(after);
-    std::string page;
-    if (const int rc = ReadMountAttribute(mountpoint, name.c_str(), "queue", &page, err); rc != 0) {
-      return rc;
-    }
+    buffer->after = after;
+    const long size = ControlMount(mountpoint, control::kQueuePage, buffer.get(), "queue", err);
+    if (size < 0) return 1;
+    const std::string page(buffer->text, static_cast<size_t>(size));
     const size_t header_end = page.find('\n');
     if (header_end == std::string::npos) {  // not a listing (a read-only mount says why)
       out << page;
@@ -52,9 +50,9 @@ int PrintQueue(const std::string& mountpoint, std::ostream& out, std::ostream& e
 
 int RunQueue(const std::string& mountpoint, bool retry, std::ostream& out, std::ostream& err) {
   if (!retry) return PrintQueue(mountpoint, out, err);
-  if (setxattr(mountpoint.c_str(), control::kQueueRetry, "1", 1, 0) != 0) {
-    err << "strata queue retry: " << mountpoint << ": " << std::strerror(errno)
-        << (errno == EROFS ? " (a read-only mount has no upload queue)" : "") << "\n";
+  uint64_t dead_letters = 0;
+  if (ControlMount(mountpoint, control::kQueueRetry, &dead_letters, "queue retry", err, EROFS,
+                   " (a read-only mount has no upload queue)") < 0) {
     return 1;
   }
   out << "dead letters requeued\n";

@@ -1,7 +1,6 @@
-// `strata queue MOUNTPOINT [retry]`: talks to a running mount through extended attributes of
-// its root: "user.strata.queue.after.SEQ" (a page of the upload queue's entries after sequence
-// number SEQ; "user.strata.queue" is the first page) and, set, "user.strata.queue.retry"
-// (requeue the dead letters).
+// `strata queue MOUNTPOINT [retry]`: talks to a running mount through the control ioctls on its
+// root (fs/control_ioctl.h): kQueuePage, a page of the upload queue's entries after a sequence
+// number, and kQueueRetry, which requeues the dead letters.
 #pragma once
 
 #include <ostream>

@@ -1,15 +1,18 @@
 #include "tools/stats_command.h"
 
-#include "fs/control_names.h"
-#include "tools/mount_attribute.h"
+#include <memory>
+
+#include "fs/control_ioctl.h"
+#include "tools/mount_control.h"
 
 namespace strata {
 
 int RunStats(const std::string& mountpoint, std::ostream& out, std::ostream& err) {
-  std::string value;
-  const int rc = ReadMountAttribute(mountpoint, control::kStats, "stats", &value, err);
-  if (rc == 0) out << value;
-  return rc;
+  auto buffer = std::make_unique<control::TextBuffer>();
+  const long size = ControlMount(mountpoint, control::kStats, buffer.get(), "stats", err);
+  if (size < 0) return 1;
+  out.write(buffer->text, size);
+  return 0;
 }
 
 }  // namespace strata

@@ -1,6 +1,5 @@
-// `strata stats MOUNTPOINT`: talks to a running mount through the extended attribute
-// "user.strata.stats" of its root (the counters: cache tiers, S3 requests, metadata, upload
-// queue).
+// `strata stats MOUNTPOINT`: asks a running mount for its counters (cache tiers, S3 requests,
+// metadata, upload queue) through the control ioctl on its root (fs/control_ioctl.h).
 #pragma once
 
 #include <ostream>

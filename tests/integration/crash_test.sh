@@ -39,7 +39,7 @@ proxy=""            # pid of the fault proxy, started here
 buckets=()          # emptied at exit
 bucket="" cache="" journal="" log=""  # of the current variant
 
-set_fault_rate() { python3 "$writer" fault "$mnt" "$1"; }  # the xattr setfattr would set
+set_fault_rate() { "$strata" fault-rate "$mnt" "$1"; }
 
 start_daemon() {  # start_daemon MOUNT_OPTION...: the daemon in the foreground, in the background
   # Debug logging (flushed line by line) keeps the daemon's view of each operation for a failure.
@@ -181,17 +181,18 @@ cat >"$writer" <<'PY'
                            starts with the time (epoch seconds) the writer stopped.
   verify JOURNAL MNT       resolve the op in doubt from what MNT shows, then compare MNT to the model
   expect JOURNAL          print the final model: NAME SHA256 per line
-  fault MNT RATE          set the daemon's injected S3 fault rate (xattr user.strata.fault_rate)
   copy-then-cut SRC DST MNT   copy SRC to DST, close, then set the fault rate to 1 at once
   cut-after-first-part STRATA MNT   fault rate 0 until some bytes are uploaded, then 1
 Journal lines: "begin OP..." before an operation, "ack OP..." once it is acknowledged, and
 "resolve NAME=SHA|- ..." for the state an in-doubt op left. OP is one of
 put NAME SHA, patch NAME SHA, rename FROM TO, unlink NAME; an acknowledged put ends with
 by-fsync or by-close."""
+import errno
+import fcntl
 import hashlib
 import os
-import errno
 import random
+import struct
 import sys
 import time
 
@@ -414,38 +415,62 @@ def expect(journal_path):
     return 0
 
 
+# The control ioctls of fs/control_ioctl.h, sent straight from here: starting `strata stats`
+# each time (slow under ASan) let a whole upload finish between two polls. Numbers that drifted
+# from the header fail loudly (ENOTTY).
+def _ioc(direction, number, size):  # _IOC of <asm-generic/ioctl.h>, type 'S'
+    return (direction << 30) | (size << 16) | (ord("S") << 8) | number
+
+
+TEXT_BYTES = (1 << 14) - 8
+STATS = _ioc(2, 1, TEXT_BYTES)  # _IOR: the text of `strata stats`
+SET_FAULT_RATE = _ioc(1, 4, 8)  # _IOW: a double
+
+
+def control(mnt, request, arg):
+    fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return fcntl.ioctl(fd, request, arg)  # a bytearray is filled, and the result returned
+    finally:
+        os.close(fd)
+
+
+def set_fault_rate(mnt, rate):
+    control(mnt, SET_FAULT_RATE, struct.pack("d", rate))
+
+
+def stats_text(mnt):
+    buffer = bytearray(TEXT_BYTES)
+    size = control(mnt, STATS, buffer)
+    return buffer[:size].decode()
+
+
 def copy_then_cut(src, dst, mnt):
     with open(src, "rb") as i, open(dst, "wb") as o:
         while chunk := i.read(1 << 20):
             o.write(chunk)
-    os.setxattr(mnt, "user.strata.fault_rate", b"1")  # right after close: before most uploading
+    set_fault_rate(mnt, 1)  # right after close: before most uploading
     return 0
 
 
 def cut_after_first_part(strata, mnt):
-    """Fault rate 0 until the stats show uploaded bytes, then 1. Polls every 2 ms, 60 s.
-
-    Reads the stats attribute directly: starting `strata stats` each time (slow under ASan) let
-    the whole upload (several parts in flight) finish before the cut."""
-    del strata  # the attribute is what `strata stats` reads
-    os.setxattr(mnt, "user.strata.fault_rate", b"0")
+    """Fault rate 0 until the stats show uploaded bytes, then 1. Polls every 2 ms, 60 s."""
+    del strata  # the ioctl is what `strata stats` sends
+    set_fault_rate(mnt, 0)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        stats = os.getxattr(mnt, "user.strata.stats").decode()
+        stats = stats_text(mnt)
         uploaded = [int(w[1]) for w in map(str.split, stats.splitlines())
                     if len(w) == 2 and w[0] == "queue_bytes_uploaded"]
         if uploaded and uploaded[0] > 0:
             break
         time.sleep(0.002)
-    os.setxattr(mnt, "user.strata.fault_rate", b"1")
+    set_fault_rate(mnt, 1)
     return 0
 
 
 def main(argv):
     mode, args = argv[1], argv[2:]
-    if mode == "fault":
-        os.setxattr(args[0], "user.strata.fault_rate", args[1].encode())
-        return 0
     return {"run": run, "verify": verify, "expect": expect, "copy-then-cut": copy_then_cut,
             "cut-after-first-part": cut_after_first_part}[mode](*args)
 

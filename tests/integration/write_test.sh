@@ -376,6 +376,21 @@ check "  and prints a header line: $qhead" test -n "$qhead"
 qout=$("$strata" queue "$mnt" retry 2>&1); qstatus=$?
 check "strata queue retry exits 0 (exit $qstatus): $qout" test "$qstatus" -eq 0
 wait_uploaded
+expect_fail "strata stats of a directory that is not a mount: one line" \
+  "strata stats: $src is not a running strata mount (" -- "$strata" stats "$src"
+expect_fail "strata stats of a directory inside the mount" \
+  "is not a running strata mount (not its root directory" -- "$strata" stats "$mnt/many"
+expect_fail "strata fault-rate without --fault-rate" "mounted without --fault-rate" -- \
+  "$strata" fault-rate "$mnt" 1
+
+echo "== extended attributes are not supported (the control channel is an ioctl)"
+expect_fail "setfattr: Operation not supported" "Operation not supported" -- \
+  setfattr -n user.note -v 1 "$mnt/queued.txt"
+expect_fail "  on the root too" "Operation not supported" -- setfattr -n user.note -v 1 "$mnt"
+expect_fail "  the old control attribute is gone" "Operation not supported" -- \
+  getfattr -n user.strata.stats "$mnt"
+check "  listxattr shows nothing" test -z "$(getfattr -d -m - "$mnt/queued.txt" 2>/dev/null)"
+check "  and strata stats still works" bash -c "'$strata' stats '$mnt' | grep -q '^queue_depth '"
 
 echo "== keys longer than 1024 bytes"
 long() { printf "%${2}s" "" | tr ' ' "$1"; }  # long CHAR COUNT
@@ -396,6 +411,10 @@ expect_fail "append: Read-only file system" "Read-only file system" -- \
 expect_fail "mkdir: Read-only file system" "Read-only file system" -- mkdir "$mnt/ro-dir"
 expect_fail "rm: Read-only file system" "Read-only file system" -- rm "$mnt/small.txt"
 check "  files still readable" same_file "$mnt/small.txt" "$src/small.txt"
+check "  strata queue says there is no queue" \
+  bash -c "'$strata' queue '$mnt' | grep -qx 'read-only mount: no upload queue'"
+expect_fail "  strata queue retry: Read-only file system" \
+  "Read-only file system (a read-only mount has no upload queue)" -- "$strata" queue "$mnt" retry
 unmount
 
 echo "== staging full: ENOSPC for the writer, nothing lost"
@@ -414,7 +433,9 @@ echo "== SIGTERM drains the queue; what S3 refused stays queued for the next mou
 daemon=$!
 for _ in $(seq 100); do is_mounted "$mnt" && break; sleep 0.1; done
 check "mount in the foreground with fault injection" is_mounted "$mnt"
-check "S3 made unreachable for uploads" setfattr -n user.strata.fault_rate -v 1 "$mnt"
+check "S3 made unreachable for uploads" "$strata" fault-rate "$mnt" 1
+expect_fail "  a fault rate above 1 is refused" "is not a fraction from 0 to 1" -- \
+  "$strata" fault-rate "$mnt" 2
 check "a write while S3 is unreachable succeeds (durable locally)" \
   bash -c "echo offline >'$mnt/offline.txt'"
 sleep 0.5

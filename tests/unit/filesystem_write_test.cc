@@ -8,6 +8,8 @@
 #include <sys/sysmacros.h>
 
 #include <filesystem>
+#include <set>
+#include <sstream>
 
 #include "cache/chunk_fetcher.h"
 #include "cache/memory_tier.h"
@@ -587,6 +589,31 @@ TEST_F(FilesystemWriteTest, KeyLengthRuleIsTheSameForFilesAndDirectories) {
   EXPECT_EQ(ToErrno(fs_->MkDir(parent, exact.substr(1) + "h", 0755, kAlice).status()),
             ENAMETOOLONG);
   EXPECT_TRUE(fs_->MkDir(parent, exact.substr(1), 0755, kAlice).ok());
+}
+
+TEST_F(FilesystemWriteTest, QueuePagesFitTheirBudgetAndTogetherListEveryEntry) {
+  constexpr int kFiles = 40;
+  for (int i = 0; i < kFiles; ++i) {
+    CreateFile(kRoot, "pending-" + std::string(200, 'k') + std::to_string(i), "x");
+  }
+  constexpr size_t kBudget = 1024;  // a few lines of about 240 bytes
+  std::set<std::string> seen;
+  uint64_t after = 0;
+  for (int pages = 0; pages < 100; ++pages) {
+    const std::string page = fs_->control().QueueText(after, kBudget);
+    ASSERT_LE(page.size(), kBudget);
+    std::istringstream lines(page);
+    std::string line;
+    std::getline(lines, line);  // the header
+    uint64_t last = after;
+    while (std::getline(lines, line)) {
+      last = std::stoull(line.substr(0, line.find('\t')));
+      seen.insert(line);
+    }
+    if (last == after) break;  // the empty page: the end
+    after = last;
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kFiles));
 }
 
 }  // namespace

@@ -17,6 +17,8 @@ std::string CacheStats::Format() const {
   line("disk_hits", disk_hits);
   line("disk_misses", disk_misses);
   line("disk_bytes_served", disk_bytes_served);
+  line("disk_range_hits", disk_range_hits);
+  line("disk_range_bytes_read", disk_range_bytes_read);
   line("disk_evictions", disk_evictions);
   line("disk_checksum_failures", disk_checksum_failures);
   line("disk_write_failures", disk_write_failures);

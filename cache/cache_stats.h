@@ -16,6 +16,10 @@ struct CacheStats {
   std::atomic<uint64_t> disk_hits{0};
   std::atomic<uint64_t> disk_misses{0};
   std::atomic<uint64_t> disk_bytes_served{0};
+  // Disk hits that read only the blocks covering a read (DiskTier::GetRange), and the bytes of
+  // those blocks read and verified: a random read that misses memory costs these, not a chunk.
+  std::atomic<uint64_t> disk_range_hits{0};
+  std::atomic<uint64_t> disk_range_bytes_read{0};
   std::atomic<uint64_t> disk_evictions{0};
   std::atomic<uint64_t> disk_checksum_failures{0};
   std::atomic<uint64_t> disk_write_failures{0};

@@ -25,6 +25,7 @@ std::string CacheStats::Format() const {
   line("disk_write_drops", disk_write_drops);
   line("s3_gets", s3_gets);
   line("s3_bytes", s3_bytes);
+  line("s3_range_gets", s3_range_gets);
   line("coalesced_requests", coalesced_requests);
   line("readahead_chunks", readahead_chunks);
   line("readahead_hits", readahead_hits);

@@ -26,6 +26,9 @@ struct CacheStats {
   std::atomic<uint64_t> disk_write_drops{0};  // chunks not written: the cache disk fell behind
   std::atomic<uint64_t> s3_gets{0};
   std::atomic<uint64_t> s3_bytes{0};
+  // GETs (also in s3_gets) of only the blocks a read needs rather than a whole chunk: the first
+  // read of a cold object and random reads that miss everywhere.
+  std::atomic<uint64_t> s3_range_gets{0};
   std::atomic<uint64_t> coalesced_requests{0};  // misses that joined a GET already in flight
   std::atomic<uint64_t> readahead_chunks{0};    // chunks fetched ahead of the reader
   std::atomic<uint64_t> readahead_hits{0};      // reads served by a chunk fetched ahead

@@ -17,12 +17,15 @@ std::string CacheStats::Format() const {
   line("disk_hits", disk_hits);
   line("disk_misses", disk_misses);
   line("disk_bytes_served", disk_bytes_served);
+  line("disk_range_hits", disk_range_hits);
+  line("disk_range_bytes_read", disk_range_bytes_read);
   line("disk_evictions", disk_evictions);
   line("disk_checksum_failures", disk_checksum_failures);
   line("disk_write_failures", disk_write_failures);
   line("disk_write_drops", disk_write_drops);
   line("s3_gets", s3_gets);
   line("s3_bytes", s3_bytes);
+  line("s3_range_gets", s3_range_gets);
   line("coalesced_requests", coalesced_requests);
   line("readahead_chunks", readahead_chunks);
   line("readahead_hits", readahead_hits);

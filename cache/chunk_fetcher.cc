@@ -48,11 +48,13 @@ ChunkFetcher::ChunkFetcher(ObjectStore& store, std::vector<ChunkTier*> tiers, Op
     : store_(store),
       tiers_(NonNull(std::move(tiers))),
       chunk_size_(options.chunk_size),
+      block_size_(options.block_size),
       readahead_budget_(options.readahead_budget_bytes),
       max_unread_(options.max_unread_readahead),
       stats_(stats),
       buffers_(chunk_size_, options.kept_buffers) {
   assert(chunk_size_ > 0);
+  assert(block_size_ > 0);
   workers_.reserve(options.readahead_workers);
   for (size_t i = 0; i < options.readahead_workers; ++i) {
     workers_.emplace_back([this] { WorkerLoop(); });
@@ -122,12 +124,7 @@ Result<ChunkData> ChunkFetcher::GetChunk(const ObjectVersion& object, uint64_t i
     MutexLock lock(mu_);
     auto found = flights_.find(id);
     if (found != flights_.end() && found->second->state == Flight::State::kRunning) {
-      std::shared_ptr<Flight> joined = found->second;
-      ++joined->waiters;
-      stats_.coalesced_requests.fetch_add(1, std::memory_order_relaxed);
-      joined->done.Wait(lock,
-                        [&]() REQUIRES(mu_) { return joined->state == Flight::State::kDone; });
-      return *joined->result;
+      return Join(found->second, lock);
     }
     // A flight for this chunk may have completed (and filled the tiers) since the lookup began,
     // even if read-ahead queued it again since: then look again before fetching.
@@ -150,6 +147,71 @@ Result<ChunkData> ChunkFetcher::GetChunk(const ObjectVersion& object, uint64_t i
   Result<ChunkData> result = FetchFromStore(object, index);
   Complete(flight, key, result, Source::kStore);
   return result;
+}
+
+Result<ChunkSlice> ChunkFetcher::GetRange(const ObjectVersion& object, uint64_t index,
+                                          uint64_t offset, uint64_t length, OnMiss on_miss) {
+  STRATA_RETURN_IF_ERROR(CheckChunk(object, index));
+  const uint64_t chunk_length = ChunkLength(object, index);
+  if (length == 0 || offset > chunk_length || length > chunk_length - offset) {
+    return Status::InvalidArgument("range of " + std::to_string(length) + " bytes at " +
+                                   std::to_string(offset) + " is not within chunk " +
+                                   std::to_string(index) + " of '" + object.key + "'");
+  }
+  const uint64_t blocks_from = offset / block_size_ * block_size_;
+  const uint64_t blocks_to =
+      std::min(((offset + length - 1) / block_size_ + 1) * block_size_, chunk_length);
+  auto slice_of = [&](ChunkData chunk) {
+    return ChunkSlice{std::move(chunk), static_cast<size_t>(offset), static_cast<size_t>(length)};
+  };
+  if (blocks_from == 0 && blocks_to == chunk_length) {
+    STRATA_ASSIGN_OR_RETURN(ChunkData chunk, GetChunk(object, index));
+    return slice_of(std::move(chunk));
+  }
+  const ChunkKey key = KeyOf(object, index);
+  const std::string id = key.Id();
+  if (std::optional<ChunkData> unread = TakeUnread(id)) {
+    stats_.readahead_hits.fetch_add(1, std::memory_order_relaxed);
+    return slice_of(*std::move(unread));
+  }
+  for (size_t tier = 0; tier < tiers_.size(); ++tier) {
+    Result<std::optional<ChunkSlice>> got = tiers_[tier]->GetRange(key, offset, length);
+    if (!got.ok()) {
+      spdlog::warn("chunk cache tier {} range lookup failed, treated as a miss: {}", tier,
+                   got.status().ToString());
+      continue;
+    }
+    if (!got->has_value()) continue;
+    ChunkSlice slice = **std::move(got);
+    if (!slice.data || slice.length != length || slice.offset > slice.data->size() ||
+        slice.length > slice.data->size() - slice.offset) {
+      spdlog::warn("chunk cache tier {} returned a bad range of a chunk, treated as a miss", tier);
+      continue;
+    }
+    return slice;
+  }
+  {
+    MutexLock lock(mu_);
+    auto found = flights_.find(id);
+    if (found != flights_.end() && found->second->state == Flight::State::kRunning) {
+      STRATA_ASSIGN_OR_RETURN(ChunkData chunk, Join(found->second, lock));
+      return slice_of(std::move(chunk));
+    }
+  }
+  // Queued first, so that the chunk's GET runs while this read's small one does.
+  if (on_miss == OnMiss::kBlocksThenChunk) Prefetch(object, index, 1);
+  stats_.s3_range_gets.fetch_add(1, std::memory_order_relaxed);
+  STRATA_ASSIGN_OR_RETURN(ChunkData blocks,
+                          FetchFromStore(object, index, blocks_from, blocks_to - blocks_from));
+  return ChunkSlice{std::move(blocks), static_cast<size_t>(offset - blocks_from),
+                    static_cast<size_t>(length)};
+}
+
+Result<ChunkData> ChunkFetcher::Join(std::shared_ptr<Flight> flight, MutexLock& lock) {
+  ++flight->waiters;
+  stats_.coalesced_requests.fetch_add(1, std::memory_order_relaxed);
+  flight->done.Wait(lock, [&]() REQUIRES(mu_) { return flight->state == Flight::State::kDone; });
+  return *flight->result;
 }
 
 uint64_t ChunkFetcher::Prefetch(const ObjectVersion& object, uint64_t first, uint64_t count,
@@ -269,10 +331,12 @@ std::optional<ChunkFetcher::TierHit> ChunkFetcher::LookUpTiers(const ChunkKey& k
   return std::nullopt;
 }
 
-Result<ChunkData> ChunkFetcher::FetchFromStore(const ObjectVersion& object, uint64_t index) {
-  const uint64_t offset = index * chunk_size_;
-  const uint64_t length = ChunkLength(object, index);
-  // A recycled buffer when there is one; GetInto writes into it directly.
+Result<ChunkData> ChunkFetcher::FetchFromStore(const ObjectVersion& object, uint64_t index,
+                                               uint64_t offset_in_chunk,
+                                               std::optional<uint64_t> range_length) {
+  const uint64_t offset = index * chunk_size_ + offset_in_chunk;
+  const uint64_t length = range_length.value_or(ChunkLength(object, index));
+  // A recycled buffer when there is one (whole chunks); GetInto writes into it directly.
   std::string buffer = buffers_.Take(length);
   GetOptions options{.range = ByteRange{offset, length}, .if_match = object.etag};
   stats_.s3_gets.fetch_add(1, std::memory_order_relaxed);
@@ -281,8 +345,9 @@ Result<ChunkData> ChunkFetcher::FetchFromStore(const ObjectVersion& object, uint
   stats_.s3_bytes.fetch_add(got.bytes, std::memory_order_relaxed);
   if (got.bytes != length) {
     return Status::Transient("short body for chunk " + std::to_string(index) + " of '" +
-                             object.key + "': " + std::to_string(got.bytes) + " of " +
-                             std::to_string(length) + " bytes");
+                             object.key + "' at " + std::to_string(offset_in_chunk) + ": " +
+                             std::to_string(got.bytes) + " of " + std::to_string(length) +
+                             " bytes");
   }
   if (got.info.size != object.size) {
     return Status::PreconditionFailed("'" + object.key + "' is " + std::to_string(got.info.size) +

@@ -23,6 +23,16 @@
 //     The first read of a chunk read-ahead fetched counts readahead_hits and is served without a
 //     tier lookup, so that read-ahead followed by one read does not look like reuse to the
 //     memory tier's eviction.
+//   - Reads sized to what was asked (GetRange): for a read that is not part of a sequential run,
+//     the caller (ReadStream, which knows the access pattern) asks for a range of a chunk. The
+//     fetcher (which knows the tiers) serves it from the memory tier's whole chunk, else from
+//     the disk tier's blocks that cover it (without loading or promoting the chunk), else by
+//     joining a flight of the chunk already running, else with one ranged GET of only those
+//     blocks (aligned to block_size; If-Match and the exact-length check as for chunks), which
+//     is not cached: tiers hold whole chunks. For the first read of a handle the caller can ask
+//     for the whole chunk to be queued for read-ahead as well, so the first byte costs one
+//     small GET and the chunk still lands in the tiers. Everything else stays chunk-based:
+//     tiers, single flight and read-ahead.
 //   - Destruction drops queued read-ahead and waits for running fetches.
 //
 // Locking: mu_ guards all mutable state; it is never held while calling a tier or the store,
@@ -60,6 +70,10 @@ class ChunkFetcher {
     // Bytes per chunk, also the unit of ranged GETs. 8 MiB, the default of the mount's
     // --chunk-size (tools/mount_options.h): keep the two equal. REQUIRES: > 0.
     uint32_t chunk_size = 8u << 20;
+    // Unit of the ranged GETs of GetRange. 64 KiB, ChunkFile::kBlockSize, the disk tier's block:
+    // the bytes a cold random read pays for match those a warm one reads from disk.
+    // REQUIRES: > 0.
+    uint32_t block_size = 64u << 10;
     // Threads fetching read-ahead. 0 disables read-ahead (Prefetch queues nothing).
     size_t readahead_workers = 8;
     // Bytes of read-ahead queued or being fetched, over all files at once.
@@ -95,6 +109,20 @@ class ChunkFetcher {
   // index is past the end or the version has no ETag; kPreconditionFailed when the object no
   // longer has that ETag; otherwise the store's error. Blocks on I/O.
   Result<ChunkData> GetChunk(const ObjectVersion& object, uint64_t index);
+
+  // What GetRange does when the range is nowhere in the cache and no flight of its chunk runs.
+  enum class OnMiss {
+    kBlocksOnly,       // GET the covering blocks only (a random read)
+    kBlocksThenChunk,  // also queue the whole chunk for read-ahead first (a handle's first read)
+  };
+
+  // Bytes [offset, offset + length) of chunk `index` of `object` (offset within the chunk), for
+  // a read that is not part of a sequential run; see the top for where they come from. When
+  // the blocks covering the range are the whole chunk (small chunks), this is GetChunk. The
+  // slice points into the whole chunk or into the blocks read. Errors as GetChunk, and
+  // kInvalidArgument for an empty range or one not within the chunk. Blocks on I/O.
+  Result<ChunkSlice> GetRange(const ObjectVersion& object, uint64_t index, uint64_t offset,
+                              uint64_t length, OnMiss on_miss);
 
   // Queues read-ahead of chunks [first, first + count) of `object`, cut at the object's end.
   // Chunks already queued, in flight or fetched ahead and not yet read are skipped. Stops at
@@ -141,8 +169,13 @@ class ChunkFetcher {
   // Looks the tiers up in order, filling faster tiers on a hit. Errors and chunks of the wrong
   // length count as misses.
   std::optional<TierHit> LookUpTiers(const ChunkKey& key, uint64_t length);
+  // Waits for the running `flight` that this caller joins and returns its result. Holds its own
+  // reference: completion takes the flight out of flights_.
+  Result<ChunkData> Join(std::shared_ptr<Flight> flight, MutexLock& lock) REQUIRES(mu_);
   // The GET itself: ranged, conditional, into a buffer of the exact size, length checked.
-  Result<ChunkData> FetchFromStore(const ObjectVersion& object, uint64_t index);
+  // Bytes [offset, offset + length) of chunk `index`; the whole chunk by default.
+  Result<ChunkData> FetchFromStore(const ObjectVersion& object, uint64_t index, uint64_t offset = 0,
+                                   std::optional<uint64_t> length = std::nullopt);
   void PutIntoTier(ChunkTier& tier, const ChunkKey& key, const ChunkData& data);
   // Where the outcome of a flight came from.
   enum class Source {
@@ -161,6 +194,7 @@ class ChunkFetcher {
   ObjectStore& store_;
   const std::vector<ChunkTier*> tiers_;
   const uint32_t chunk_size_;
+  const uint32_t block_size_;
   const uint64_t readahead_budget_;
   const size_t max_unread_;
   CacheStats& stats_;

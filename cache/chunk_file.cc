@@ -9,9 +9,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <span>
 #include <utility>
+#include <vector>
 
 #include "base/posix_file.h"
 
@@ -19,8 +21,9 @@ namespace strata {
 namespace {
 
 constexpr std::string_view kMagic = "STRATACK";
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 constexpr uint64_t kFixedHeaderBytes = 56;  // everything before the strings
+constexpr uint64_t kBlockChecksumBytes = 8;
 constexpr uint64_t kHeaderChecksumBytes = 8;
 constexpr uint64_t kFirstReadBytes = 4096;  // enough for the header of any real key
 
@@ -44,24 +47,58 @@ uint64_t GetU64(std::string_view in, size_t offset) {
   return v;
 }
 
-std::string EncodeHeader(const ChunkKey& key, uint64_t data_length, uint64_t data_checksum) {
+uint64_t BlockCount(uint64_t data_length, uint64_t block_size) {
+  return data_length / block_size + (data_length % block_size != 0 ? 1 : 0);
+}
+
+// The block checksum table as stored: u64 little-endian each.
+std::string EncodeChecksums(const std::vector<uint64_t>& checksums) {
   std::string out;
-  out.reserve(ChunkFile::HeaderSize(key));
+  out.reserve(checksums.size() * kBlockChecksumBytes);
+  for (uint64_t checksum : checksums) PutU64(&out, checksum);
+  return out;
+}
+
+// Encodes the header of `data` (block checksums computed here) and sets *data_checksum.
+std::string EncodeHeader(const ChunkKey& key, std::string_view data, uint64_t* data_checksum) {
+  std::vector<uint64_t> checksums;
+  checksums.reserve(BlockCount(data.size(), ChunkFile::kBlockSize));
+  for (size_t at = 0; at < data.size(); at += ChunkFile::kBlockSize) {
+    checksums.push_back(ChunkFile::Checksum(data.substr(at, ChunkFile::kBlockSize)));
+  }
+  const std::string table = EncodeChecksums(checksums);
+  *data_checksum = ChunkFile::Checksum(table);
+  std::string out;
+  out.reserve(ChunkFile::HeaderSize(key, data.size()));
   out.append(kMagic);
   PutU32(&out, kVersion);
-  PutU32(&out, static_cast<uint32_t>(ChunkFile::HeaderSize(key)));
+  PutU32(&out, static_cast<uint32_t>(ChunkFile::HeaderSize(key, data.size())));
   PutU32(&out, key.chunk_size);
   PutU32(&out, static_cast<uint32_t>(key.bucket.size()));
   PutU32(&out, static_cast<uint32_t>(key.object_key.size()));
   PutU32(&out, static_cast<uint32_t>(key.etag.size()));
   PutU64(&out, key.index);
-  PutU64(&out, data_length);
-  PutU64(&out, data_checksum);
+  PutU64(&out, data.size());
+  PutU32(&out, ChunkFile::kBlockSize);
+  PutU32(&out, static_cast<uint32_t>(checksums.size()));
   out.append(key.bucket);
   out.append(key.object_key);
   out.append(key.etag);
+  out.append(table);
   PutU64(&out, ChunkFile::Checksum(out));
   return out;
+}
+
+// Checks `bytes`, the data of blocks first_block, first_block + 1, ... against the header.
+Status VerifyBlocks(const ChunkFile::Header& header, uint64_t first_block, std::string_view bytes,
+                    const std::string& path) {
+  uint64_t block = first_block;
+  for (size_t at = 0; at < bytes.size(); at += header.block_size, ++block) {
+    if (ChunkFile::Checksum(bytes.substr(at, header.block_size)) != header.block_checksums[block]) {
+      return Status::Corrupt(path + ": checksum mismatch in block " + std::to_string(block));
+    }
+  }
+  return Status::Ok();
 }
 
 // Reads exactly `length` bytes at `offset` into `out`; a shorter file is corrupt.
@@ -122,9 +159,16 @@ Status ParseHeader(std::string_view prefix, uint64_t file_size, const std::strin
   const uint64_t bucket_len = GetU32(prefix, 20);
   const uint64_t key_len = GetU32(prefix, 24);
   const uint64_t etag_len = GetU32(prefix, 28);
+  const uint64_t data_length = GetU64(prefix, 40);
+  const uint64_t block_size = GetU32(prefix, 48);
+  const uint64_t block_count = GetU32(prefix, 52);
+  if (block_size == 0 || BlockCount(data_length, block_size) != block_count) {
+    return Status::Corrupt(path + ": inconsistent block size and count");
+  }
+  const uint64_t strings_end = kFixedHeaderBytes + bucket_len + key_len + etag_len;
   if (bucket_len > ChunkFile::kMaxFieldBytes || key_len > ChunkFile::kMaxFieldBytes ||
       etag_len > ChunkFile::kMaxFieldBytes ||
-      header_size != min_header + bucket_len + key_len + etag_len) {
+      header_size != strings_end + block_count * kBlockChecksumBytes + kHeaderChecksumBytes) {
     return Status::Corrupt(path + ": inconsistent header size");
   }
   if (header_size > file_size) return Status::Corrupt(path + ": truncated header");
@@ -140,15 +184,22 @@ Status ParseHeader(std::string_view prefix, uint64_t file_size, const std::strin
   header->header_size = header_size;
   header->key.chunk_size = GetU32(prefix, 16);
   header->key.index = GetU64(prefix, 32);
-  header->data_length = GetU64(prefix, 40);
-  header->data_checksum = GetU64(prefix, 48);
+  header->data_length = data_length;
+  header->block_size = block_size;
   size_t offset = kFixedHeaderBytes;
   header->key.bucket.assign(prefix.substr(offset, bucket_len));
   offset += bucket_len;
   header->key.object_key.assign(prefix.substr(offset, key_len));
   offset += key_len;
   header->key.etag.assign(prefix.substr(offset, etag_len));
-  if (file_size != header_size + header->data_length) {
+  offset += etag_len;
+  const std::string_view table = prefix.substr(offset, block_count * kBlockChecksumBytes);
+  header->data_checksum = ChunkFile::Checksum(table);
+  header->block_checksums.resize(block_count);
+  for (uint64_t block = 0; block < block_count; ++block) {
+    header->block_checksums[block] = GetU64(table, block * kBlockChecksumBytes);
+  }
+  if (data_length > file_size || file_size != header_size + data_length) {
     return Status::Corrupt(path + ": file has " + std::to_string(file_size) +
                            " bytes, its header says " +
                            std::to_string(header_size + header->data_length));
@@ -181,9 +232,9 @@ uint64_t ChunkFile::Checksum(std::string_view data) {
   return XXH3_64bits(data.data(), data.size());
 }
 
-uint64_t ChunkFile::HeaderSize(const ChunkKey& key) {
+uint64_t ChunkFile::HeaderSize(const ChunkKey& key, uint64_t data_length) {
   return kFixedHeaderBytes + key.bucket.size() + key.object_key.size() + key.etag.size() +
-         kHeaderChecksumBytes;
+         BlockCount(data_length, kBlockSize) * kBlockChecksumBytes + kHeaderChecksumBytes;
 }
 
 bool ChunkFile::IsTempName(std::string_view file_name) { return file_name.ends_with(kTempSuffix); }
@@ -195,8 +246,12 @@ Result<uint64_t> ChunkFile::Write(const std::string& path, const ChunkKey& key,
     return Status::InvalidArgument("chunk key field longer than " + std::to_string(kMaxFieldBytes) +
                                    " bytes");
   }
-  const uint64_t checksum = Checksum(data);
-  const std::string header = EncodeHeader(key, data.size(), checksum);
+  if (HeaderSize(key, data.size()) > std::numeric_limits<uint32_t>::max()) {
+    return Status::InvalidArgument("chunk of " + std::to_string(data.size()) +
+                                   " bytes is too large for a chunk file");
+  }
+  uint64_t checksum = 0;
+  const std::string header = EncodeHeader(key, data, &checksum);
   const std::string temp = path + std::string(kTempSuffix);
   STRATA_ASSIGN_OR_RETURN(int created, CreateTemp(temp));
   Fd fd(created);
@@ -221,13 +276,37 @@ Result<ChunkFile::Contents> ChunkFile::Read(const std::string& path) {
   std::string data(header.data_length, '\0');
   STRATA_RETURN_IF_ERROR(
       PreadAll(fd.get(), header.header_size, header.data_length, path, data.data()));
-  if (Checksum(data) != header.data_checksum) {
-    return Status::Corrupt(path + ": data checksum mismatch");
-  }
+  STRATA_RETURN_IF_ERROR(VerifyBlocks(header, 0, data, path));
   Contents contents;
   contents.header = std::move(header);
   contents.data = std::make_shared<const std::string>(std::move(data));
   return contents;
+}
+
+Result<ChunkFile::Range> ChunkFile::ReadRange(const std::string& path, uint64_t offset,
+                                              uint64_t length) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoStatus(errno, "open " + path);
+  STRATA_ASSIGN_OR_RETURN(Header header, ReadHeader(fd.get(), path));
+  if (length == 0 || offset > header.data_length || length > header.data_length - offset) {
+    return Status::InvalidArgument(path + ": range of " + std::to_string(length) + " bytes at " +
+                                   std::to_string(offset) + " is not within the chunk's " +
+                                   std::to_string(header.data_length) + " bytes");
+  }
+  const uint64_t first_block = offset / header.block_size;
+  const uint64_t end_block = (offset + length - 1) / header.block_size + 1;
+  const uint64_t from = first_block * header.block_size;
+  const uint64_t to = std::min(end_block * header.block_size, header.data_length);
+  std::string blocks(to - from, '\0');
+  STRATA_RETURN_IF_ERROR(
+      PreadAll(fd.get(), header.header_size + from, blocks.size(), path, blocks.data()));
+  STRATA_RETURN_IF_ERROR(VerifyBlocks(header, first_block, blocks, path));
+  Range range;
+  range.header = std::move(header);
+  range.blocks = std::make_shared<const std::string>(std::move(blocks));
+  range.offset = static_cast<size_t>(offset - from);
+  range.block_count = end_block - first_block;
+  return range;
 }
 
 }  // namespace strata

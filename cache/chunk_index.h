@@ -31,7 +31,7 @@ class ChunkIndex {
     std::string id;  // key.Id()
     ChunkKey key;
     uint64_t size = 0;      // data bytes
-    uint64_t checksum = 0;  // XXH3-64 of the data
+    uint64_t checksum = 0;  // ChunkFile::Header::data_checksum (a digest of the block checksums)
     int64_t last_access = 0;
   };
 

@@ -3,6 +3,7 @@
 // different chunk size is simply a miss: stale bytes can never be served. Value type.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,5 +26,13 @@ struct ChunkKey {
 
 // The bytes of one chunk. Immutable once built and shared between tiers and readers.
 using ChunkData = std::shared_ptr<const std::string>;
+
+// Bytes [offset, offset + length) of `data`: a piece of a chunk (the data may be the whole chunk
+// or only some of its blocks), kept alive by the reference.
+struct ChunkSlice {
+  ChunkData data;
+  size_t offset = 0;
+  size_t length = 0;
+};
 
 }  // namespace strata

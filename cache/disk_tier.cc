@@ -191,7 +191,8 @@ Status DiskTier::Recover() {
       if (row != unmatched.end()) {
         // Get verifies the contents; a size check here catches truncation cheaply.
         struct stat st;
-        const uint64_t expected = ChunkFile::HeaderSize(row->second.key) + row->second.size;
+        const uint64_t expected =
+            ChunkFile::HeaderSize(row->second.key, row->second.size) + row->second.size;
         if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
             static_cast<uint64_t>(st.st_size) == expected) {
           kept.push_back(std::move(row->second));
@@ -284,23 +285,43 @@ void DiskTier::EvictOverLimit() {
   RemoveDetached(victims);
 }
 
-Result<std::optional<ChunkData>> DiskTier::Get(const ChunkKey& key) {
-  ReaderMutexLock gate(gate_);
-  const std::string id = key.Id();
-  std::optional<uint64_t> generation;
+std::optional<uint64_t> DiskTier::Touch(const std::string& id) {
   {
     MutexLock lock(mu_);
     auto it = entries_.find(id);
     if (it != entries_.end()) {
       TouchLocked(id, it->second);
-      generation = it->second.generation;
+      return it->second.generation;
     }
   }
-  if (!generation.has_value()) {
-    stats_.disk_misses.fetch_add(1, std::memory_order_relaxed);
-    MaybeFlush();
-    return std::optional<ChunkData>();
+  stats_.disk_misses.fetch_add(1, std::memory_order_relaxed);
+  MaybeFlush();
+  return std::nullopt;
+}
+
+Status DiskTier::DropUnreadable(const std::string& id, uint64_t generation, const Status& problem) {
+  // Never serve what failed: drop the entry (unless a new Put replaced it meanwhile).
+  const bool dropped = !Remove({id}, generation).empty();
+  stats_.disk_misses.fetch_add(1, std::memory_order_relaxed);
+  MaybeFlush();
+  if (problem.IsNotFound()) {
+    if (dropped) spdlog::warn("disk cache: {} vanished; dropped it from the index", ChunkPath(id));
+    return Status::Ok();
   }
+  if (problem.kind() == ErrorKind::kCorrupt) {
+    stats_.disk_checksum_failures.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn("disk cache: deleted bad chunk: {}", problem.message());
+    return Status::Ok();
+  }
+  spdlog::warn("disk cache: dropped unreadable chunk: {}", problem.ToString());
+  return problem;
+}
+
+Result<std::optional<ChunkData>> DiskTier::Get(const ChunkKey& key) {
+  ReaderMutexLock gate(gate_);
+  const std::string id = key.Id();
+  const std::optional<uint64_t> generation = Touch(id);
+  if (!generation.has_value()) return std::optional<ChunkData>();
   const std::string path = ChunkPath(id);
   Result<ChunkFile::Contents> contents = ChunkFile::Read(path);
   if (contents.ok() && !(contents->header.key == key)) {
@@ -312,22 +333,36 @@ Result<std::optional<ChunkData>> DiskTier::Get(const ChunkKey& key) {
     MaybeFlush();
     return std::optional<ChunkData>(std::move(contents->data));
   }
-  // Never serve what failed: drop the entry (unless a new Put replaced it meanwhile).
-  const Status& problem = contents.status();
-  const bool dropped = !Remove({id}, generation).empty();
-  stats_.disk_misses.fetch_add(1, std::memory_order_relaxed);
-  MaybeFlush();
-  if (problem.IsNotFound()) {
-    if (dropped) spdlog::warn("disk cache: {} vanished; dropped it from the index", path);
-    return std::optional<ChunkData>();
+  STRATA_RETURN_IF_ERROR(DropUnreadable(id, *generation, contents.status()));
+  return std::optional<ChunkData>();
+}
+
+Result<std::optional<ChunkSlice>> DiskTier::GetRange(const ChunkKey& key, uint64_t offset,
+                                                     uint64_t length) {
+  ReaderMutexLock gate(gate_);
+  const std::string id = key.Id();
+  const std::optional<uint64_t> generation = Touch(id);
+  if (!generation.has_value()) return std::optional<ChunkSlice>();
+  const std::string path = ChunkPath(id);
+  Result<ChunkFile::Range> range = ChunkFile::ReadRange(path, offset, length);
+  if (range.ok() && !(range->header.key == key)) {
+    range = Status::Corrupt(path + " holds another chunk key (an id collision)");
   }
-  if (problem.kind() == ErrorKind::kCorrupt) {
-    stats_.disk_checksum_failures.fetch_add(1, std::memory_order_relaxed);
-    spdlog::warn("disk cache: deleted bad chunk: {}", problem.message());
-    return std::optional<ChunkData>();
+  if (range.ok()) {
+    stats_.disk_hits.fetch_add(1, std::memory_order_relaxed);
+    stats_.disk_range_hits.fetch_add(1, std::memory_order_relaxed);
+    stats_.disk_range_bytes_read.fetch_add(range->blocks->size(), std::memory_order_relaxed);
+    stats_.disk_bytes_served.fetch_add(length, std::memory_order_relaxed);
+    MaybeFlush();
+    return std::optional<ChunkSlice>(
+        ChunkSlice{std::move(range->blocks), range->offset, static_cast<size_t>(length)});
   }
-  spdlog::warn("disk cache: dropped unreadable chunk: {}", problem.ToString());
-  return problem;
+  if (range.status().kind() == ErrorKind::kInvalidArgument) {
+    MaybeFlush();
+    return range.status();  // the caller's range, not the file, is wrong
+  }
+  STRATA_RETURN_IF_ERROR(DropUnreadable(id, *generation, range.status()));
+  return std::optional<ChunkSlice>();
 }
 
 Status DiskTier::Put(const ChunkKey& key, const ChunkData& data) {

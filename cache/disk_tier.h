@@ -13,9 +13,12 @@
 // Open: temp files are deleted; rows whose file is missing or has the wrong size are dropped
 // (with the file); files without a row are fully verified and re-indexed, or deleted. A missing
 // or unusable index.db (cannot open, quick_check fails, other schema) is moved aside and every
-// chunk file is re-indexed that way. Get verifies every file completely (header against the
-// requested key, data checksum): a bad file is deleted, counted and reported as a miss, never
-// served.
+// chunk file is re-indexed that way (files of an older ChunkFile format fail the size check or
+// verification and are deleted). Get verifies every file completely (header against the
+// requested key, every block checksum); GetRange reads and verifies the header and only the
+// blocks covering the range (ChunkFile::ReadRange), so a random read costs a block, not a chunk.
+// Either way a bad file is deleted, counted (disk_checksum_failures) and reported as a miss,
+// never served.
 //
 // Durability: none asked for. Put returns OK once the chunk is readable by Get; nothing is
 // fsynced. After a crash or power loss a chunk may be missing, or torn and then caught by its
@@ -91,6 +94,14 @@ class DiskTier final : public ChunkTier {
   // for an I/O failure reading the file (the entry is dropped, so a later Put rewrites it).
   Result<std::optional<ChunkData>> Get(const ChunkKey& key) override;
 
+  // Bytes [offset, offset + length) of the chunk, read from only the blocks that cover them:
+  // the slice points into those blocks. Misses and errors as Get; a range outside the chunk's
+  // data is kInvalidArgument (the file is kept). Counts disk_hits, disk_range_hits,
+  // disk_range_bytes_read (whole blocks) and disk_bytes_served (`length`). An access to the
+  // chunk for eviction, like Get.
+  Result<std::optional<ChunkSlice>> GetRange(const ChunkKey& key, uint64_t offset,
+                                             uint64_t length) override;
+
   // OK when the chunk is stored, or was already (then it only counts as an access), or is being
   // written or removed by another thread right now (nothing to do). kNoSpace when the limits
   // leave no room even after evicting every unpinned chunk; kNoSpace/kIo when the write fails.
@@ -125,6 +136,14 @@ class DiskTier final : public ChunkTier {
   std::string ChunkPath(const std::string& id) const;
   static uint64_t ObjectHash(const std::string& bucket, const std::string& object_key);
   uint64_t FreeSpace();
+
+  // Records an access to `id` and returns its generation; nullopt (a miss, counted and access
+  // times flushed when due) when the tier does not hold it.
+  std::optional<uint64_t> Touch(const std::string& id) REQUIRES_SHARED(gate_) EXCLUDES(mu_);
+  // After reading the file of `id` (of `generation`) failed with `problem`: drops the entry,
+  // counts and logs. OK when that makes it a miss (file gone or corrupt), else `problem`.
+  Status DropUnreadable(const std::string& id, uint64_t generation, const Status& problem)
+      REQUIRES_SHARED(gate_) EXCLUDES(mu_);
 
   // Opens index.db, moving an unusable one aside and starting empty.
   Status OpenIndex() REQUIRES(gate_);

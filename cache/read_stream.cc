@@ -49,11 +49,19 @@ Result<std::vector<ReadStream::Slice>> ReadStream::ReadSlices(uint64_t offset, u
     Settle(plan, fetcher_.Prefetch(object_, plan.first, plan.count, plan.cancel));
   }
 
+  const ChunkFetcher::OnMiss on_miss = plan.kind == ReadKind::kFirstAtStart && max_window_ > 0
+                                           ? ChunkFetcher::OnMiss::kBlocksThenChunk
+                                           : ChunkFetcher::OnMiss::kBlocksOnly;
   for (uint64_t index = offset / chunk_size; index <= (end - 1) / chunk_size; ++index) {
-    STRATA_ASSIGN_OR_RETURN(ChunkData chunk, Chunk(index));
     const uint64_t chunk_start = index * chunk_size;
     const uint64_t from = std::max(offset, chunk_start) - chunk_start;
     const uint64_t to = std::min(end, chunk_start + chunk_size) - chunk_start;
+    if (plan.kind != ReadKind::kSequential) {
+      STRATA_ASSIGN_OR_RETURN(Slice slice, Part(index, from, to - from, on_miss));
+      slices.push_back(std::move(slice));
+      continue;
+    }
+    STRATA_ASSIGN_OR_RETURN(ChunkData chunk, Chunk(index));
     if (chunk->size() < to) {
       return Status::Internal("chunk " + std::to_string(index) + " of '" + object_.key +
                               "' is shorter than the object size implies");
@@ -69,6 +77,7 @@ ReadStream::ReadAheadPlan ReadStream::Advance(uint64_t offset, uint64_t end) {
   MutexLock lock(mu_);
   const bool sequential =
       has_read_ && offset + slack_ >= next_offset_ && offset <= next_offset_ + slack_;
+  const bool first_at_start = !has_read_ && offset == 0;
   has_read_ = true;
   if (!sequential) {
     if (requested_until_ > 0) {
@@ -79,10 +88,10 @@ ReadStream::ReadAheadPlan ReadStream::Advance(uint64_t offset, uint64_t end) {
     requested_until_ = 0;
     current_chunk_ = last_chunk;
     next_offset_ = end;
-    return {};
+    return {.kind = first_at_start ? ReadKind::kFirstAtStart : ReadKind::kRandom};
   }
   next_offset_ = std::max(next_offset_, end);
-  if (max_window_ == 0) return {};
+  if (max_window_ == 0) return {.kind = ReadKind::kSequential};
   if (window_ == 0) {
     window_ = initial_window_;
   } else if (last_chunk > current_chunk_) {
@@ -91,9 +100,9 @@ ReadStream::ReadAheadPlan ReadStream::Advance(uint64_t offset, uint64_t end) {
   current_chunk_ = std::max(current_chunk_, last_chunk);
   const uint64_t first = std::max(requested_until_, current_chunk_ + 1);
   const uint64_t until = std::min(current_chunk_ + 1 + window_, chunk_count_);
-  if (until <= first) return {};
+  if (until <= first) return {.kind = ReadKind::kSequential};
   requested_until_ = until;
-  return {first, until - first, cancel_};
+  return {ReadKind::kSequential, first, until - first, cancel_};
 }
 
 void ReadStream::Settle(const ReadAheadPlan& plan, uint64_t covered) {
@@ -106,22 +115,41 @@ void ReadStream::Settle(const ReadAheadPlan& plan, uint64_t covered) {
 }
 
 Result<ChunkData> ReadStream::Chunk(uint64_t index) {
-  {
-    MutexLock lock(mu_);
-    for (const RecentChunk& recent : recent_) {
-      if (recent.index != index) continue;
-      if (ChunkData data = recent.data.lock()) return data;
-    }
-  }
+  if (ChunkData recent = Recent(index)) return recent;
   Result<ChunkData> chunk = fetcher_.GetChunk(object_, index);
-  if (!chunk.ok()) return chunk;
+  if (chunk.ok()) Remember(index, *chunk);
+  return chunk;
+}
+
+Result<ReadStream::Slice> ReadStream::Part(uint64_t index, uint64_t offset, uint64_t length,
+                                           ChunkFetcher::OnMiss on_miss) {
+  const uint64_t chunk_length = fetcher_.ChunkLength(object_, index);
+  if (ChunkData recent = Recent(index); recent && recent->size() == chunk_length) {
+    return Slice{std::move(recent), static_cast<size_t>(offset), static_cast<size_t>(length)};
+  }
+  STRATA_ASSIGN_OR_RETURN(ChunkSlice got,
+                          fetcher_.GetRange(object_, index, offset, length, on_miss));
+  // A whole chunk (from the memory tier) is remembered; blocks are not.
+  if (got.offset == offset && got.data->size() == chunk_length) Remember(index, got.data);
+  return Slice{std::move(got.data), got.offset, got.length};
+}
+
+ChunkData ReadStream::Recent(uint64_t index) {
+  MutexLock lock(mu_);
+  for (const RecentChunk& recent : recent_) {
+    if (recent.index != index) continue;
+    if (ChunkData data = recent.data.lock()) return data;
+  }
+  return nullptr;
+}
+
+void ReadStream::Remember(uint64_t index, const ChunkData& data) {
   MutexLock lock(mu_);
   auto same = std::find_if(recent_.begin(), recent_.end(),
                            [&](const RecentChunk& recent) { return recent.index == index; });
   RecentChunk& slot = same != recent_.end() ? *same : recent_[next_recent_++ % recent_.size()];
   slot.index = index;
-  slot.data = *chunk;
-  return chunk;
+  slot.data = data;
 }
 
 }  // namespace strata

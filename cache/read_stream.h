@@ -9,6 +9,15 @@
 // never triggers read-ahead) and read-ahead this stream queued but no worker has started is
 // withdrawn.
 //
+// The stream decides how much of a chunk a read needs; the fetcher decides where it comes from.
+// A sequential read works on whole chunks (ChunkFetcher::GetChunk: memory tier, single flight,
+// read-ahead). Any other read asks only for its bytes (ChunkFetcher::GetRange): on a memory
+// miss a disk-tier chunk is read block by block without being loaded or promoted, and a chunk
+// that is nowhere is fetched as the blocks covering the read. The handle's first read, when it
+// starts at offset 0, also queues its whole chunk for read-ahead (when read-ahead is on), so
+// a cold object's first byte costs one small GET and a reader that goes on finds the chunk
+// fetched or in flight.
+//
 // The stream remembers the last chunks it read only through weak references, so it holds no
 // memory of its own: consecutive small reads of one chunk are served without asking the tiers
 // again while the memory tier (or another reader) still holds that chunk. That also keeps one
@@ -75,10 +84,16 @@ class ReadStream {
   uint64_t readahead_window_chunks() const;
 
  private:
+  enum class ReadKind {
+    kSequential,    // part of a sequential run: whole chunks
+    kFirstAtStart,  // the handle's first read, at offset 0
+    kRandom,        // any other jump
+  };
   struct ReadAheadPlan {
+    ReadKind kind = ReadKind::kRandom;
     uint64_t first = 0;
     uint64_t count = 0;
-    ChunkFetcher::CancelFlag cancel;
+    ChunkFetcher::CancelFlag cancel{};
   };
   struct RecentChunk {
     uint64_t index = UINT64_MAX;
@@ -89,7 +104,14 @@ class ReadStream {
   ReadAheadPlan Advance(uint64_t offset, uint64_t end);
   // Gives back the part of `plan` the fetcher could not cover (budget), to be asked again.
   void Settle(const ReadAheadPlan& plan, uint64_t covered);
+  // The whole chunk `index`, for sequential reads.
   Result<ChunkData> Chunk(uint64_t index);
+  // Bytes [offset, offset + length) of chunk `index`, for other reads.
+  Result<Slice> Part(uint64_t index, uint64_t offset, uint64_t length,
+                     ChunkFetcher::OnMiss on_miss);
+  // The chunk `index` when a recent read left it alive, else null.
+  ChunkData Recent(uint64_t index);
+  void Remember(uint64_t index, const ChunkData& data);
 
   ChunkFetcher& fetcher_;
   const ObjectVersion object_;

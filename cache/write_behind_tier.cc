@@ -30,6 +30,19 @@ Result<std::optional<ChunkData>> WriteBehindTier::Get(const ChunkKey& key) {
   return inner_.Get(key);
 }
 
+Result<std::optional<ChunkSlice>> WriteBehindTier::GetRange(const ChunkKey& key, uint64_t offset,
+                                                            uint64_t length) {
+  const std::string id = key.Id();
+  {
+    MutexLock lock(mu_);
+    if (auto it = queued_by_id_.find(id); it != queued_by_id_.end()) {
+      return std::optional<ChunkSlice>(
+          ChunkSlice{it->second, static_cast<size_t>(offset), static_cast<size_t>(length)});
+    }
+  }
+  return inner_.GetRange(key, offset, length);
+}
+
 Status WriteBehindTier::Put(const ChunkKey& key, const ChunkData& data) {
   std::string id = key.Id();
   {

@@ -28,6 +28,9 @@ class WriteBehindTier final : public ChunkTier {
   WriteBehindTier& operator=(const WriteBehindTier&) = delete;
 
   Result<std::optional<ChunkData>> Get(const ChunkKey& key) override;
+  // A queued chunk is served from memory (a slice of it); otherwise the inner tier's GetRange.
+  Result<std::optional<ChunkSlice>> GetRange(const ChunkKey& key, uint64_t offset,
+                                             uint64_t length) override;
   // Queues the chunk; drops it (and returns OK) when the queue is full.
   Status Put(const ChunkKey& key, const ChunkData& data) override;
 

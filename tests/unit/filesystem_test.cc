@@ -205,8 +205,9 @@ TEST_F(FilesystemTest, KeysOverTheS3LimitAreNameTooLong) {
 
 TEST_F(FilesystemTest, StatsTextHasEveryCounter) {
   const std::string text = fs_.control().StatsText();
-  for (const char* name : {"inodes", "metadata_list_requests", "memory_hits", "s3_gets",
-                           "readahead_hits", "disk_checksum_failures"}) {
+  for (const char* name :
+       {"inodes", "metadata_list_requests", "memory_hits", "s3_gets", "readahead_hits",
+        "disk_checksum_failures", "disk_range_hits", "disk_range_bytes_read", "s3_range_gets"}) {
     EXPECT_NE(text.find(std::string(name) + " "), std::string::npos) << name;
   }
 }

@@ -2,7 +2,8 @@
 # Builds the libraries and the strata binary with clang and -Wthread-safety -Werror, so that the
 # GUARDED_BY / REQUIRES / EXCLUDES annotations (base/thread_annotations.h, base/mutex.h) are
 # checked; fails on any warning. Installs clang when clang++ is missing. Build directory:
-# build-clang. Env: JOBS (default 2).
+# build-clang. Env: JOBS (default 2); STRATA_CMAKE_LAUNCHER: compiler-launcher options for cmake
+# (tests/run.sh sets them when it builds through ccache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${JOBS:-2}
@@ -17,9 +18,10 @@ if ! command -v clang++ >/dev/null 2>&1; then
 fi
 
 # The analysis runs in the front end: no optimisation and no debug info, to build fast.
+# shellcheck disable=SC2086  # the launcher options are separate words
 CC=clang CXX=clang++ cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O0 \
   -DCMAKE_CXX_FLAGS="-Wthread-safety -Werror" \
-  -DSTRATA_BUILD_TESTS=OFF -DSTRATA_BUILD_BENCH=OFF >/dev/null
+  -DSTRATA_BUILD_TESTS=OFF -DSTRATA_BUILD_BENCH=OFF ${STRATA_CMAKE_LAUNCHER:-} >/dev/null
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

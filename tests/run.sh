@@ -30,7 +30,17 @@ if ((${#unformatted[@]} > 0)); then
   exit 1
 fi
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# Every build goes through ccache: CI builds a fresh clone each time, and most of its sources
+# are the same as last time. Keyed by content, relative to the clone (CCACHE_BASEDIR), so a
+# clone in another directory hits too. STRATA_NO_CCACHE=1 builds without it.
+launcher=()
+if [[ ${STRATA_NO_CCACHE:-0} != 1 ]] && command -v ccache >/dev/null; then
+  export CCACHE_BASEDIR=$root CCACHE_NOHASHDIR=1 CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  export STRATA_CMAKE_LAUNCHER="${launcher[*]}"
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo "${launcher[@]}" >/dev/null
 cmake --build build -j"$jobs"
 
 # A free port for radosgw (it also uses the next two for its monitor).
@@ -65,7 +75,7 @@ fi
 echo "== tests under AddressSanitizer + UBSan"
 # -O1: ASan's advice for speed; stacks stay exact enough with frame pointers kept.
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
-  -DSTRATA_SANITIZE=address \
+  -DSTRATA_SANITIZE=address "${launcher[@]}" \
   -DSTRATA_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
 # The same shell tests on less data (STRATA_TEST_QUICK: a 256 MiB file, 2,000 entries, fewer
@@ -75,7 +85,7 @@ STRATA_TEST_QUICK=1 ASAN_OPTIONS=detect_leaks=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
 echo "== unit tests under ThreadSanitizer"
-cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_SANITIZE=thread \
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_SANITIZE=thread "${launcher[@]}" \
   -DSTRATA_BUILD_BENCH=OFF >/dev/null
 cmake --build build-tsan -j"$jobs" --target strata_unit_tests
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --test-dir build-tsan -L unit \

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(
-  build-essential cmake pkg-config clang-format curl python3 attr
+  build-essential cmake pkg-config clang-format curl python3 attr ccache
   libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libsqlite3-dev libspdlog-dev
   libpugixml-dev libcli11-dev libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev
   ceph-mon ceph-osd radosgw ceph-common

@@ -7,41 +7,33 @@ namespace strata {
 ChunkBuffers::ChunkBuffers(size_t buffer_bytes, size_t max_buffers)
     : pool_(std::make_shared<Pool>(buffer_bytes, max_buffers)) {}
 
-std::string ChunkBuffers::Take(size_t size) {
-  std::string buffer;
+AlignedBuffer ChunkBuffers::Take(size_t size) {
   // A small chunk (the end of an object, a small file) in a big buffer would hold memory the
   // memory tier does not count: those are allocated to size.
   if (size <= pool_->buffer_bytes && size >= pool_->buffer_bytes / 2) {
     MutexLock lock(pool_->mu);
     if (!pool_->free.empty()) {
-      buffer = std::move(pool_->free.back());
+      AlignedBuffer buffer = std::move(pool_->free.back());
       pool_->free.pop_back();
       ++pool_->reused;
+      buffer.resize(size);
+      return buffer;
     }
   }
-  // A kept buffer is buffer_bytes long: shrinking it writes nothing but the terminator.
-  buffer.resize(size);
-  return buffer;
+  return AlignedBuffer(size);
 }
 
-ChunkData ChunkBuffers::Share(std::string buffer) {
-  auto* owned = new std::string(std::move(buffer));
+ChunkData ChunkBuffers::Share(AlignedBuffer buffer) {
+  auto* owned = new AlignedBuffer(std::move(buffer));
   std::weak_ptr<Pool> pool = pool_;
-  return ChunkData(owned, [pool = std::move(pool)](const std::string* data) {
-    std::unique_ptr<std::string> chunk(const_cast<std::string*>(data));
+  return ChunkData(owned, [pool = std::move(pool)](const AlignedBuffer* data) {
+    std::unique_ptr<AlignedBuffer> chunk(const_cast<AlignedBuffer*>(data));
     if (std::shared_ptr<Pool> alive = pool.lock()) alive->Give(std::move(*chunk));
   });
 }
 
-void ChunkBuffers::Pool::Give(std::string buffer) {
+void ChunkBuffers::Pool::Give(AlignedBuffer buffer) {
   if (buffer.capacity() < buffer_bytes) return;
-  {
-    MutexLock lock(mu);
-    if (free.size() >= max_buffers) return;
-  }
-  // Back to full length outside the lock; this writes only the bytes past the old size, so a
-  // full-size chunk costs nothing here.
-  buffer.resize(buffer_bytes);
   MutexLock lock(mu);
   if (free.size() < max_buffers) free.push_back(std::move(buffer));
 }

@@ -337,11 +337,12 @@ Result<ChunkData> ChunkFetcher::FetchFromStore(const ObjectVersion& object, uint
   const uint64_t offset = index * chunk_size_ + offset_in_chunk;
   const uint64_t length = range_length.value_or(ChunkLength(object, index));
   // A recycled buffer when there is one (whole chunks); GetInto writes into it directly.
-  std::string buffer = buffers_.Take(length);
+  AlignedBuffer buffer = buffers_.Take(length);
   GetOptions options{.range = ByteRange{offset, length}, .if_match = object.etag};
   stats_.s3_gets.fetch_add(1, std::memory_order_relaxed);
-  STRATA_ASSIGN_OR_RETURN(GetIntoResult got,
-                          store_.GetInto(object.key, options, std::span<char>(buffer)));
+  STRATA_ASSIGN_OR_RETURN(
+      GetIntoResult got,
+      store_.GetInto(object.key, options, std::span<char>(buffer.data(), buffer.size())));
   stats_.s3_bytes.fetch_add(got.bytes, std::memory_order_relaxed);
   if (got.bytes != length) {
     return Status::Transient("short body for chunk " + std::to_string(index) + " of '" +

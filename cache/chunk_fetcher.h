@@ -153,7 +153,7 @@ class ChunkFetcher {
   };
   // A chunk read-ahead fetched and nobody has read yet. The tiers own the bytes.
   struct UnreadChunk {
-    std::weak_ptr<const std::string> data;
+    std::weak_ptr<const AlignedBuffer> data;
     std::list<std::string>::iterator age;  // position in unread_order_
   };
 

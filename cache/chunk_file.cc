@@ -21,11 +21,12 @@ namespace strata {
 namespace {
 
 constexpr std::string_view kMagic = "STRATACK";
-constexpr uint32_t kVersion = 2;
+constexpr uint32_t kVersion = 3;
 constexpr uint64_t kFixedHeaderBytes = 56;  // everything before the strings
 constexpr uint64_t kBlockChecksumBytes = 8;
 constexpr uint64_t kHeaderChecksumBytes = 8;
-constexpr uint64_t kFirstReadBytes = 4096;  // enough for the header of any real key
+constexpr uint64_t kAlign = AlignedBuffer::kAlignment;  // of the header size, for O_DIRECT
+constexpr uint64_t kFirstReadBytes = kAlign;            // enough for the header of any real key
 
 void PutU32(std::string* out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -85,6 +86,7 @@ std::string EncodeHeader(const ChunkKey& key, std::string_view data, uint64_t* d
   out.append(key.object_key);
   out.append(key.etag);
   out.append(table);
+  out.resize(ChunkFile::HeaderSize(key, data.size()) - kHeaderChecksumBytes, '\0');  // padding
   PutU64(&out, ChunkFile::Checksum(out));
   return out;
 }
@@ -125,16 +127,83 @@ Status WriteAllV(int fd, std::string_view first, std::string_view second, const 
   return Status::Ok();
 }
 
+// Reads up to `length` bytes at `offset` (a multiple of kAlign) into `out`, which has room for
+// RoundUp(length) bytes, asking for whole kAlign units as O_DIRECT needs; works on any fd.
+// Returns the bytes of the `length` read: fewer only at the end of the file. kNotSupported for
+// EINVAL: a filesystem that took O_DIRECT at open but wants another alignment.
+Result<size_t> ReadAligned(int fd, uint64_t offset, size_t length, char* out,
+                           const std::string& path) {
+  const size_t want = AlignedBuffer::RoundUp(length);
+  size_t at = 0;
+  while (at < length && at % kAlign == 0) {
+    const ssize_t n = ::pread(fd, out + at, want - at, static_cast<off_t>(offset + at));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EINVAL) return Status::NotSupported("direct read of " + path);
+      return ErrnoStatus(errno, "read " + path);
+    }
+    if (n == 0) break;
+    at += static_cast<size_t>(n);
+  }
+  return std::min(at, length);
+}
+
+// Opens `path` for reading, with O_DIRECT when `direct` and the filesystem takes it.
+int OpenForRead(const std::string& path, bool direct) {
+  if (direct) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+    if (fd >= 0 || errno != EINVAL) return fd;
+  }
+  return ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+}
+
+// Writes the chunk file through O_DIRECT on `fd`: `header` (a multiple of kAlign bytes) and
+// `data`, whose memory must start on a kAlign boundary. The last partial unit of the data goes
+// through a zero-padded bounce buffer and the file is cut back to its exact size; nothing past
+// the end of `data` is read. kNotSupported (EINVAL) means the filesystem wants another alignment:
+// the caller writes through the page cache instead.
+Status WriteDirect(int fd, std::string_view header, std::string_view data,
+                   const std::string& path) {
+  // pwrite of whole kAlign units at a kAlign offset, from aligned memory.
+  auto write = [&](uint64_t offset, const char* from, size_t length) -> Status {
+    for (size_t at = 0; at < length;) {
+      const ssize_t n = ::pwrite(fd, from + at, length - at, static_cast<off_t>(offset + at));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EINVAL) return Status::NotSupported("direct write of " + path);
+      if (n < 0) return ErrnoStatus(errno, "write " + path);
+      if (n == 0 || n % kAlign != 0) return Status::Io("short direct write of " + path);
+      at += static_cast<size_t>(n);
+    }
+    return Status::Ok();
+  };
+  const AlignedBuffer aligned_header = AlignedBuffer::CopyOf(header);
+  STRATA_RETURN_IF_ERROR(write(0, aligned_header.data(), header.size()));
+  const size_t whole = data.size() / kAlign * kAlign;
+  STRATA_RETURN_IF_ERROR(write(header.size(), data.data(), whole));
+  if (whole == data.size()) return Status::Ok();
+  AlignedBuffer tail(kAlign);
+  std::memset(tail.data(), 0, kAlign);
+  std::memcpy(tail.data(), data.data() + whole, data.size() - whole);
+  STRATA_RETURN_IF_ERROR(write(header.size() + whole, tail.data(), kAlign));
+  if (::ftruncate(fd, static_cast<off_t>(header.size() + data.size())) != 0) {
+    return ErrnoStatus(errno, "truncate " + path);
+  }
+  return Status::Ok();
+}
+
 std::string ParentOf(const std::string& path) {
   const size_t slash = path.rfind('/');
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
-// Creates `path` for writing, creating its parent directory once if that is missing.
-Result<int> CreateTemp(const std::string& path) {
+// Creates `path` for writing (with O_DIRECT when `direct`; kNotSupported when the filesystem has
+// none), creating its parent directory once if that is missing.
+Result<int> CreateTemp(const std::string& path, bool direct) {
+  const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | (direct ? O_DIRECT : 0);
   for (int attempt = 0;; ++attempt) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    const int fd = ::open(path.c_str(), flags, 0600);
     if (fd >= 0) return fd;
+    if (errno == EINVAL && direct) return Status::NotSupported("O_DIRECT on " + path);
     if (errno != ENOENT || attempt > 0) return ErrnoStatus(errno, "create " + path);
     const std::string dir = ParentOf(path);
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -168,7 +237,8 @@ Status ParseHeader(std::string_view prefix, uint64_t file_size, const std::strin
   const uint64_t strings_end = kFixedHeaderBytes + bucket_len + key_len + etag_len;
   if (bucket_len > ChunkFile::kMaxFieldBytes || key_len > ChunkFile::kMaxFieldBytes ||
       etag_len > ChunkFile::kMaxFieldBytes ||
-      header_size != strings_end + block_count * kBlockChecksumBytes + kHeaderChecksumBytes) {
+      header_size != AlignedBuffer::RoundUp(strings_end + block_count * kBlockChecksumBytes +
+                                            kHeaderChecksumBytes)) {
     return Status::Corrupt(path + ": inconsistent header size");
   }
   if (header_size > file_size) return Status::Corrupt(path + ": truncated header");
@@ -207,20 +277,28 @@ Status ParseHeader(std::string_view prefix, uint64_t file_size, const std::strin
   return Status::Ok();
 }
 
-// Reads and verifies the header of the chunk file open as `fd`.
+// Reads `length` bytes at `offset` (a multiple of kAlign) into `out` (room for RoundUp(length));
+// a shorter file is corrupt.
+Status ReadAlignedAll(int fd, uint64_t offset, size_t length, char* out, const std::string& path) {
+  STRATA_ASSIGN_OR_RETURN(const size_t n, ReadAligned(fd, offset, length, out, path));
+  if (n < length) return Status::Corrupt(path + " is truncated");
+  return Status::Ok();
+}
+
+// Reads and verifies the header of the chunk file open as `fd` (which may be O_DIRECT).
 Result<ChunkFile::Header> ReadHeader(int fd, const std::string& path) {
   struct stat st;
   if (::fstat(fd, &st) != 0) return ErrnoStatus(errno, "stat " + path);
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
-  std::string prefix(std::min(file_size, kFirstReadBytes), '\0');
-  STRATA_RETURN_IF_ERROR(PreadAll(fd, 0, prefix.size(), path, prefix.data()));
+  AlignedBuffer prefix(std::min(file_size, kFirstReadBytes));
+  STRATA_RETURN_IF_ERROR(ReadAlignedAll(fd, 0, prefix.size(), prefix.data(), path));
   ChunkFile::Header header;
   uint64_t needed = 0;
   STRATA_RETURN_IF_ERROR(ParseHeader(prefix, file_size, path, &header, &needed));
   if (needed > 0) {
-    const uint64_t have = prefix.size();
-    prefix.resize(needed);
-    STRATA_RETURN_IF_ERROR(PreadAll(fd, have, needed - have, path, prefix.data() + have));
+    // A header is a multiple of kAlign bytes (ParseHeader checked): read all of it again.
+    prefix = AlignedBuffer(needed);
+    STRATA_RETURN_IF_ERROR(ReadAlignedAll(fd, 0, needed, prefix.data(), path));
     STRATA_RETURN_IF_ERROR(ParseHeader(prefix, file_size, path, &header, &needed));
   }
   return header;
@@ -233,8 +311,9 @@ uint64_t ChunkFile::Checksum(std::string_view data) {
 }
 
 uint64_t ChunkFile::HeaderSize(const ChunkKey& key, uint64_t data_length) {
-  return kFixedHeaderBytes + key.bucket.size() + key.object_key.size() + key.etag.size() +
-         BlockCount(data_length, kBlockSize) * kBlockChecksumBytes + kHeaderChecksumBytes;
+  return AlignedBuffer::RoundUp(
+      kFixedHeaderBytes + key.bucket.size() + key.object_key.size() + key.etag.size() +
+      BlockCount(data_length, kBlockSize) * kBlockChecksumBytes + kHeaderChecksumBytes);
 }
 
 bool ChunkFile::IsTempName(std::string_view file_name) { return file_name.ends_with(kTempSuffix); }
@@ -253,10 +332,29 @@ Result<uint64_t> ChunkFile::Write(const std::string& path, const ChunkKey& key,
   uint64_t checksum = 0;
   const std::string header = EncodeHeader(key, data, &checksum);
   const std::string temp = path + std::string(kTempSuffix);
-  STRATA_ASSIGN_OR_RETURN(int created, CreateTemp(temp));
-  Fd fd(created);
-  Status st = WriteAllV(fd.get(), header, data, temp);
-  if (st.ok()) st = fd.Close(temp);
+  // Direct I/O spares the copy into the page cache (the chunk is in memory already, and the
+  // page cache would hold it a second time); it needs the data to start on a kAlign boundary,
+  // as ChunkData does. Anything else, or a filesystem without O_DIRECT, goes through the cache.
+  const bool aligned = reinterpret_cast<uintptr_t>(data.data()) % kAlign == 0;
+  Status st = Status::NotSupported("unaligned data");
+  if (aligned) {
+    Result<int> created = CreateTemp(temp, true);
+    st = created.status();
+    if (created.ok()) {
+      Fd fd(*created);
+      st = WriteDirect(fd.get(), header, data, temp);
+      if (st.ok()) st = fd.Close(temp);
+    }
+  }
+  if (st.kind() == ErrorKind::kNotSupported) {  // unaligned, or no O_DIRECT here: page cache
+    Result<int> created = CreateTemp(temp, false);
+    st = created.status();
+    if (created.ok()) {
+      Fd fd(*created);
+      st = WriteAllV(fd.get(), header, data, temp);
+      if (st.ok()) st = fd.Close(temp);
+    }
+  }
   if (st.ok() && ::rename(temp.c_str(), path.c_str()) != 0) {
     st = ErrnoStatus(errno, "rename " + temp);
   }
@@ -270,17 +368,29 @@ Result<uint64_t> ChunkFile::Write(const std::string& path, const ChunkKey& key,
 }
 
 Result<ChunkFile::Contents> ChunkFile::Read(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return ErrnoStatus(errno, "open " + path);
-  STRATA_ASSIGN_OR_RETURN(Header header, ReadHeader(fd.get(), path));
-  std::string data(header.data_length, '\0');
-  STRATA_RETURN_IF_ERROR(
-      PreadAll(fd.get(), header.header_size, header.data_length, path, data.data()));
-  STRATA_RETURN_IF_ERROR(VerifyBlocks(header, 0, data, path));
-  Contents contents;
-  contents.header = std::move(header);
-  contents.data = std::make_shared<const std::string>(std::move(data));
-  return contents;
+  // A whole chunk is read with O_DIRECT: straight into its buffer, without a copy in the page
+  // cache (the memory tier keeps the chunk). Ranges (ReadRange) keep the page cache, which
+  // serves repeated small reads.
+  for (const bool direct : {true, false}) {
+    Fd fd(OpenForRead(path, direct));
+    if (fd.get() < 0) return ErrnoStatus(errno, "open " + path);
+    Result<Header> header = ReadHeader(fd.get(), path);
+    AlignedBuffer data;
+    Status st = header.status();
+    if (st.ok()) {
+      data = AlignedBuffer(header->data_length);
+      st = ReadAlignedAll(fd.get(), header->header_size, header->data_length, data.data(), path);
+    }
+    // The filesystem took O_DIRECT at open but wants another alignment: read it through the cache.
+    if (direct && st.kind() == ErrorKind::kNotSupported) continue;
+    STRATA_RETURN_IF_ERROR(st);
+    STRATA_RETURN_IF_ERROR(VerifyBlocks(*header, 0, data, path));
+    Contents contents;
+    contents.header = std::move(*header);
+    contents.data = std::make_shared<const AlignedBuffer>(std::move(data));
+    return contents;
+  }
+  return Status::Internal("unreachable");
 }
 
 Result<ChunkFile::Range> ChunkFile::ReadRange(const std::string& path, uint64_t offset,
@@ -297,13 +407,13 @@ Result<ChunkFile::Range> ChunkFile::ReadRange(const std::string& path, uint64_t 
   const uint64_t end_block = (offset + length - 1) / header.block_size + 1;
   const uint64_t from = first_block * header.block_size;
   const uint64_t to = std::min(end_block * header.block_size, header.data_length);
-  std::string blocks(to - from, '\0');
+  AlignedBuffer blocks(to - from);
   STRATA_RETURN_IF_ERROR(
       PreadAll(fd.get(), header.header_size + from, blocks.size(), path, blocks.data()));
   STRATA_RETURN_IF_ERROR(VerifyBlocks(header, first_block, blocks, path));
   Range range;
   range.header = std::move(header);
-  range.blocks = std::make_shared<const std::string>(std::move(blocks));
+  range.blocks = std::make_shared<const AlignedBuffer>(std::move(blocks));
   range.offset = static_cast<size_t>(offset - from);
   range.block_count = end_block - first_block;
   return range;

@@ -4,8 +4,9 @@
 //
 // A chunk file is a header followed by the chunk's bytes. All integers are little-endian:
 //   0   magic "STRATACK"            8 bytes
-//   8   format version (2)          u32
-//   12  header size in bytes        u32   (= 64 + the three string lengths + 8 * block count)
+//   8   format version (3)          u32
+//   12  header size in bytes        u32   (= 64 + the three string lengths + 8 * block count,
+//                                          rounded up to a multiple of 4096)
 //   16  chunk_size                  u32
 //   20  bucket length               u32
 //   24  object key length           u32
@@ -17,10 +18,14 @@
 //   56  bucket, object key, etag bytes
 //   ..  block checksums             u64 each, XXH3-64 of each block of data (the last one may be
 //                                   shorter)
+//   ..  zero bytes                  up to the header size minus 8
 //   ..  header checksum             u64   XXH3-64 of every header byte before it
+// The data starts at a multiple of 4096 (AlignedBuffer::kAlignment), so that whole chunks are
+// written and read with O_DIRECT (see below).
 // The header holds the full ChunkKey, so the index can be rebuilt from the files and a hash
 // collision of the file name (ChunkKey::Id) is detected. Files of another format version
-// (version 1 had one checksum over all the data) are kCorrupt: for a cache, a miss.
+// (version 1 had one checksum over all the data, version 2 no padding) are kCorrupt: for a
+// cache, a miss.
 //
 // Blocks: every block of data has its own checksum, so a read of a few bytes reads and
 // verifies the header and only the blocks that cover them (ReadRange), not the whole chunk.
@@ -33,10 +38,15 @@
 // exactly header size + data length; ReadRange checks the size, the header and the blocks it
 // reads, so a torn block elsewhere in the file is found by the read that needs it.
 //
-// Publishing writes <path>.tmp through the page cache and renames it over <path>: a reader sees
-// the whole chunk or no file, never a partial one. Nothing is fsynced: the cache is not a store
-// of record (S3 is). After a crash or power loss a chunk may be missing or torn; a torn one fails
-// its checksums and is a miss, never bad data. Leftover *.tmp files are garbage.
+// Publishing writes <path>.tmp and renames it over <path>: a reader sees the whole chunk or no
+// file, never a partial one. Whole chunks are written and read (Read) with O_DIRECT: the chunk
+// is in memory already (the memory tier holds it), so a copy in the page cache is a second copy
+// of the same bytes, and copying into and out of the page cache was most of the daemon's CPU on
+// sequential reads (perf). Data not aligned in memory, and filesystems without O_DIRECT (or
+// with other alignment rules), go through the page cache. ReadRange always uses the page cache,
+// which serves repeated small reads of the same blocks. Nothing is fsynced: the cache is not a
+// store of record (S3 is). After a crash or power loss a chunk may be missing or torn; a torn one
+// fails its checksums and is a miss, never bad data. Leftover *.tmp files are garbage.
 #pragma once
 
 #include <cstdint>

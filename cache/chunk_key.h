@@ -7,6 +7,9 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+
+#include "base/aligned_buffer.h"
 
 namespace strata {
 
@@ -24,8 +27,14 @@ struct ChunkKey {
   bool operator==(const ChunkKey&) const = default;
 };
 
-// The bytes of one chunk. Immutable once built and shared between tiers and readers.
-using ChunkData = std::shared_ptr<const std::string>;
+// The bytes of one chunk. Immutable once built and shared between tiers and readers. Aligned for
+// direct I/O: the disk tier writes and reads whole chunks with O_DIRECT (ChunkFile).
+using ChunkData = std::shared_ptr<const AlignedBuffer>;
+
+// A chunk holding a copy of `bytes`.
+inline ChunkData MakeChunk(std::string_view bytes) {
+  return std::make_shared<const AlignedBuffer>(AlignedBuffer::CopyOf(bytes));
+}
 
 // Bytes [offset, offset + length) of `data`: a piece of a chunk (the data may be the whole chunk
 // or only some of its blocks), kept alive by the reference.

@@ -97,7 +97,7 @@ class ReadStream {
   };
   struct RecentChunk {
     uint64_t index = UINT64_MAX;
-    std::weak_ptr<const std::string> data;
+    std::weak_ptr<const AlignedBuffer> data;
   };
 
   // Classifies the read [offset, end), updates the window and says what to read ahead.

@@ -370,7 +370,7 @@ Result<std::vector<ReadStream::Slice>> Filesystem::ReadSlices(uint64_t handle, u
   std::shared_ptr<FileHandle> file = FindFile(handle);
   if (!file) return Status::InvalidArgument("unknown file handle");
   if (file->stream) return ForgetIfChanged(*file, file->stream->ReadSlices(offset, size));
-  auto buffer = std::make_shared<std::string>(size, '\0');
+  auto buffer = std::make_shared<AlignedBuffer>(size);
   Result<size_t> got = ReadLocal(*file, offset, std::span<char>(buffer->data(), size));
   if (!got.ok()) return got.status();
   std::vector<ReadStream::Slice> slices;

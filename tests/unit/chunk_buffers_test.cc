@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -14,7 +15,7 @@ constexpr size_t kChunk = 1 << 20;
 
 TEST(ChunkBuffersTest, ADroppedChunkLendsItsBufferToTheNextTake) {
   ChunkBuffers buffers(kChunk, 2);
-  std::string first = buffers.Take(kChunk);
+  AlignedBuffer first = buffers.Take(kChunk);
   ASSERT_EQ(first.size(), kChunk);
   const char* memory = first.data();
   ChunkData chunk = buffers.Share(std::move(first));
@@ -22,7 +23,7 @@ TEST(ChunkBuffersTest, ADroppedChunkLendsItsBufferToTheNextTake) {
   EXPECT_EQ(buffers.kept(), 0u);
   chunk.reset();
   EXPECT_EQ(buffers.kept(), 1u);
-  std::string second = buffers.Take(kChunk - 10);  // a shorter (last) chunk fits a kept buffer
+  AlignedBuffer second = buffers.Take(kChunk - 10);  // a shorter (last) chunk fits a kept buffer
   EXPECT_EQ(second.size(), kChunk - 10);
   EXPECT_EQ(second.data(), memory);
   EXPECT_EQ(buffers.reused(), 1u);
@@ -33,17 +34,18 @@ TEST(ChunkBuffersTest, KeepsAtMostMaxBuffersAndNoSmallOnes) {
   ChunkBuffers buffers(kChunk, 2);
   std::vector<ChunkData> chunks;
   for (int i = 0; i < 4; ++i) chunks.push_back(buffers.Share(buffers.Take(kChunk)));
-  chunks.push_back(buffers.Share(std::string(100, 'x')));  // too small to be worth keeping
+  chunks.push_back(buffers.Share(
+      AlignedBuffer::CopyOf(std::string(100, 'x'))));  // too small to be worth keeping
   chunks.clear();
   EXPECT_EQ(buffers.kept(), 2u);
-  std::string small = buffers.Take(10);  // not worth a big buffer
+  AlignedBuffer small = buffers.Take(10);  // not worth a big buffer
   EXPECT_EQ(buffers.reused(), 0u);
   // A shortened buffer comes back at full length and serves a full chunk.
-  std::string a = buffers.Take(kChunk / 2);
-  std::string b = buffers.Take(kChunk);
+  AlignedBuffer a = buffers.Take(kChunk / 2);
+  AlignedBuffer b = buffers.Take(kChunk);
   EXPECT_EQ(buffers.reused(), 2u);
   buffers.Share(std::move(a)).reset();
-  std::string c = buffers.Take(kChunk);
+  AlignedBuffer c = buffers.Take(kChunk);
   EXPECT_EQ(c.size(), kChunk);
   EXPECT_EQ(buffers.reused(), 3u);
 }
@@ -51,7 +53,7 @@ TEST(ChunkBuffersTest, KeepsAtMostMaxBuffersAndNoSmallOnes) {
 TEST(ChunkBuffersTest, ATakeLargerThanTheBuffersIsNewlyAllocated) {
   ChunkBuffers buffers(kChunk, 2);
   buffers.Share(buffers.Take(kChunk)).reset();
-  std::string big = buffers.Take(2 * kChunk);
+  AlignedBuffer big = buffers.Take(2 * kChunk);
   EXPECT_EQ(big.size(), 2 * kChunk);
   EXPECT_EQ(buffers.reused(), 0u);
   EXPECT_EQ(buffers.kept(), 1u);
@@ -61,8 +63,8 @@ TEST(ChunkBuffersTest, AChunkMayOutliveThePool) {
   ChunkData chunk;
   {
     ChunkBuffers buffers(kChunk, 2);
-    std::string data = buffers.Take(kChunk);
-    data.assign(kChunk, 'q');
+    AlignedBuffer data = buffers.Take(kChunk);
+    std::memset(data.data(), 'q', kChunk);
     chunk = buffers.Share(std::move(data));
   }
   EXPECT_EQ((*chunk)[kChunk - 1], 'q');
@@ -75,7 +77,7 @@ TEST(ChunkBuffersTest, ManyThreadsTakeAndDrop) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&buffers, t] {
       for (int i = 0; i < 2000; ++i) {
-        std::string data = buffers.Take(4096);
+        AlignedBuffer data = buffers.Take(4096);
         data[0] = static_cast<char>(t);
         ChunkData chunk = buffers.Share(std::move(data));
         ASSERT_EQ((*chunk)[0], static_cast<char>(t));

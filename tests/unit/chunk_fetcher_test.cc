@@ -186,9 +186,7 @@ TEST_F(ChunkFetcherTest, HitInASlowerTierFillsTheFasterOne) {
   CacheStats slow_stats;
   MemoryTier slow({.budget_bytes = 1 << 20, .shards = 1}, slow_stats);
   ChunkFetcher fetcher(store_, {&memory_, &slow}, Options(), stats_);
-  ASSERT_TRUE(slow.Put(fetcher.KeyOf(object, 1),
-                       std::make_shared<const std::string>(body.substr(kChunk, kChunk)))
-                  .ok());
+  ASSERT_TRUE(slow.Put(fetcher.KeyOf(object, 1), MakeChunk(body.substr(kChunk, kChunk))).ok());
 
   Result<ChunkData> chunk = fetcher.GetChunk(object, 1);
   ASSERT_TRUE(chunk.ok());

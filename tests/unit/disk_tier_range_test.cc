@@ -29,7 +29,7 @@ ChunkData Bytes(size_t size, uint64_t seed = 1) {
   std::mt19937_64 rng(seed);
   std::string out(size, '\0');
   for (char& c : out) c = static_cast<char>(rng());
-  return std::make_shared<const std::string>(std::move(out));
+  return MakeChunk(std::move(out));
 }
 
 std::string Slurp(const fs::path& path) {
@@ -52,7 +52,7 @@ void PutU64(std::string* out, uint64_t v) {
 }
 
 // A valid chunk file of format version 1: one checksum over all the data, no block table.
-std::string EncodeVersion1(const ChunkKey& key, const std::string& data) {
+std::string EncodeVersion1(const ChunkKey& key, std::string_view data) {
   std::string out = "STRATACK";
   PutU32(&out, 1);
   PutU32(&out,
@@ -66,7 +66,8 @@ std::string EncodeVersion1(const ChunkKey& key, const std::string& data) {
   PutU64(&out, ChunkFile::Checksum(data));
   out += key.bucket + key.object_key + key.etag;
   PutU64(&out, ChunkFile::Checksum(out));
-  return out + data;
+  out.append(data);
+  return out;
 }
 
 class DiskTierRangeTest : public ::testing::Test {
@@ -109,7 +110,7 @@ class DiskTierRangeTest : public ::testing::Test {
     const ChunkSlice& slice = **got;
     EXPECT_EQ(slice.length, length);
     EXPECT_LE(slice.offset + slice.length, slice.data->size());
-    return slice.data->substr(slice.offset, slice.length);
+    return std::string(slice.data->view().substr(slice.offset, slice.length));
   }
 
   void FlipByte(const fs::path& path, uint64_t offset) {
@@ -143,7 +144,7 @@ TEST_F(DiskTierRangeTest, ReturnsExactlyTheBytesAtBlockEdgesAndTheChunksEnd) {
   };
   for (const Case& c : full_cases) {
     const uint64_t before = stats_.disk_range_bytes_read.load();
-    EXPECT_EQ(Range(Key(0), c.offset, c.length), full_->substr(c.offset, c.length))
+    EXPECT_EQ(Range(Key(0), c.offset, c.length), full_->view().substr(c.offset, c.length))
         << c.offset << "+" << c.length;
     EXPECT_EQ(stats_.disk_range_bytes_read.load() - before, c.blocks_read * kBlock)
         << c.offset << "+" << c.length;
@@ -156,7 +157,7 @@ TEST_F(DiskTierRangeTest, ReturnsExactlyTheBytesAtBlockEdgesAndTheChunksEnd) {
   };
   for (const Case& c : short_cases) {
     const uint64_t before = stats_.disk_range_bytes_read.load();
-    EXPECT_EQ(Range(Key(1), c.offset, c.length), short_->substr(c.offset, c.length))
+    EXPECT_EQ(Range(Key(1), c.offset, c.length), short_->view().substr(c.offset, c.length))
         << c.offset << "+" << c.length;
     const uint64_t end_block = (c.offset + c.length - 1) / kBlock + 1;
     const uint64_t expected =
@@ -177,7 +178,7 @@ TEST_F(DiskTierRangeTest, RangePastTheEndIsAnErrorAndKeepsTheFile) {
   EXPECT_EQ(tier_->GetRange(Key(1), kShortChunk - 1, 2).status().kind(),
             ErrorKind::kInvalidArgument);
   EXPECT_TRUE(fs::exists(PathOf(Key(1))));
-  EXPECT_EQ(Range(Key(1), kShortChunk - 1, 1), short_->substr(kShortChunk - 1));
+  EXPECT_EQ(Range(Key(1), kShortChunk - 1, 1), short_->view().substr(kShortChunk - 1));
 }
 
 TEST_F(DiskTierRangeTest, AbsentChunkIsAMiss) {
@@ -189,8 +190,8 @@ TEST_F(DiskTierRangeTest, CorruptBlockIsFoundByTheReadThatNeedsItAndDeletesTheFi
   // Tear block 2 of chunk 0 (as a crash could leave it).
   FlipByte(PathOf(Key(0)), HeaderSize(Key(0), kChunk) + 2 * kBlock + 17);
   // Reads of other blocks never look at it: they are served.
-  EXPECT_EQ(Range(Key(0), 0, 100), full_->substr(0, 100));
-  EXPECT_EQ(Range(Key(0), 3 * kBlock, 100), full_->substr(3 * kBlock, 100));
+  EXPECT_EQ(Range(Key(0), 0, 100), full_->view().substr(0, 100));
+  EXPECT_EQ(Range(Key(0), 3 * kBlock, 100), full_->view().substr(3 * kBlock, 100));
   EXPECT_EQ(stats_.disk_checksum_failures.load(), 0u);
   // The read that covers it is a miss, counted, and the file goes.
   EXPECT_EQ(Range(Key(0), 2 * kBlock + 10, 10), std::nullopt);
@@ -200,7 +201,7 @@ TEST_F(DiskTierRangeTest, CorruptBlockIsFoundByTheReadThatNeedsItAndDeletesTheFi
   EXPECT_EQ(Range(Key(0), 0, 100), std::nullopt);
   // Stored again, it is served again.
   ASSERT_TRUE(tier_->Put(Key(0), full_).ok());
-  EXPECT_EQ(Range(Key(0), 2 * kBlock + 10, 10), full_->substr(2 * kBlock + 10, 10));
+  EXPECT_EQ(Range(Key(0), 2 * kBlock + 10, 10), full_->view().substr(2 * kBlock + 10, 10));
 }
 
 TEST_F(DiskTierRangeTest, CorruptBlockFailsTheWholeChunkRead) {
@@ -258,7 +259,7 @@ TEST_F(DiskTierRangeTest, OpenDeletesVersionOneFilesWithAndWithoutARow) {
   EXPECT_FALSE(fs::exists(PathOf(Key(0))));
   EXPECT_FALSE(fs::exists(PathOf(Key(2))));
   EXPECT_EQ(tier_->chunk_count(), 1u);
-  EXPECT_EQ(Range(Key(1), 5, 5), short_->substr(5, 5));
+  EXPECT_EQ(Range(Key(1), 5, 5), short_->view().substr(5, 5));
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ ChunkData Bytes(const ChunkKey& key, size_t size = kChunk) {
   std::mt19937_64 rng(std::hash<std::string>()(key.Id()));
   std::string out(size, '\0');
   for (char& c : out) c = static_cast<char>(rng());
-  return std::make_shared<const std::string>(std::move(out));
+  return MakeChunk(std::move(out));
 }
 
 std::string Slurp(const fs::path& path) {

@@ -21,7 +21,7 @@ ChunkKey Key(uint64_t index, std::string etag = "etag-1") {
 }
 
 ChunkData Data(uint64_t size = kChunk, char fill = 'x') {
-  return std::make_shared<const std::string>(size, fill);
+  return MakeChunk(std::string(size, fill));
 }
 
 // One shard of `chunks` chunks of kChunk bytes, so eviction order is fully predictable.

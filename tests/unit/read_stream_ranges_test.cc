@@ -180,10 +180,8 @@ class ReadStreamRangesTest : public ::testing::Test {
   void FillDisk() {
     for (uint64_t index = 0; index < fetcher_->ChunkCount(kObjectSize); ++index) {
       const uint64_t from = index * kChunk;
-      ASSERT_TRUE(disk_
-                      ->Put(fetcher_->KeyOf(object_, index),
-                            std::make_shared<const std::string>(body_.substr(from, kChunk)))
-                      .ok());
+      ASSERT_TRUE(
+          disk_->Put(fetcher_->KeyOf(object_, index), MakeChunk(body_.substr(from, kChunk))).ok());
     }
   }
 
@@ -302,7 +300,7 @@ TEST_F(ReadStreamRangesTest, ShortBodyOfARangeIsAnError) {
   EXPECT_EQ(got.status().kind(), ErrorKind::kTransient);
   got = fetcher.GetRange(object_, 1, 10, 100, ChunkFetcher::OnMiss::kBlocksOnly);
   ASSERT_TRUE(got.ok()) << got.status().ToString();
-  EXPECT_EQ(got->data->substr(got->offset, got->length), body_.substr(kChunk + 10, 100));
+  EXPECT_EQ(got->data->view().substr(got->offset, got->length), body_.substr(kChunk + 10, 100));
 }
 
 TEST_F(ReadStreamRangesTest, RandomReadJoinsAChunkFetchInFlight) {

@@ -43,7 +43,7 @@ class GatedTier final : public ChunkTier {
 };
 
 ChunkKey Key(uint64_t index) { return ChunkKey{"b", "k", "e", 4, index}; }
-ChunkData Data(const std::string& s) { return std::make_shared<const std::string>(s); }
+ChunkData Data(const std::string& s) { return MakeChunk(s); }
 
 TEST(WriteBehindTierTest, PutReturnsBeforeTheSlowWriteAndGetSeesQueuedChunks) {
   GatedTier slow;

@@ -77,8 +77,16 @@ int Main(int argc, char** argv) {
     std::reverse(args.begin(), args.end());
     args.pop_back();  // the program name
     app.parse(args);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // Every invalid command line: one line and exit status 2 (CLI11's own codes are 100+).
+    std::cerr << "strata: " << e.what() << " (see --help)\n";
+    return 2;
   }
   if (strata::Status st = strata::SetupLogging(log_level, log_file); !st.ok()) {
     std::cerr << "strata: " << st.message() << "\n";

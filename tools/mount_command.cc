@@ -59,9 +59,10 @@ struct MountPlan {
   FuseMountOptions fuse;
 };
 
-int Fail(const std::string& message) {
+// One line on stderr; exit status 1, or 2 when the command line itself is wrong.
+int Fail(const std::string& message, int status = 1) {
   std::cerr << "strata mount: " << message << "\n";
-  return 1;
+  return status;
 }
 
 bool IsMountPoint(const std::string& path) {
@@ -406,7 +407,10 @@ int RunMount(const MountArgs& args, const StoreCli& cli, const EnvLookup& env,
   // (tests/bench/read_path.sh prints the peak).
   mallopt(M_ARENA_MAX, 2);
   Result<MountPlan> planned = Plan(args, cli, env);
-  if (!planned.ok()) return Fail(planned.status().message());
+  if (!planned.ok()) {
+    const bool usage = planned.status().kind() == ErrorKind::kInvalidArgument;
+    return Fail(planned.status().message(), usage ? 2 : 1);
+  }
   MountPlan& plan = *planned;
 
   Result<Credentials> creds = ResolveCredentials(cli.ToCredentialOptions(), env);

@@ -69,6 +69,13 @@ expect "not an s3 URL" 2 "expected s3://BUCKET[/PREFIX]" -- \
   env "${envkeys[@]}" "$strata" check "http://$bucket" --endpoint "$ep"
 expect "bad endpoint" 2 "endpoint must start with http:// or https://" -- \
   env "${envkeys[@]}" "$strata" check "s3://$bucket" --endpoint 127.0.0.1:7
+expect "unknown option" 2 "strata: The following argument was not expected: --no-such-option" -- \
+  "$strata" check "s3://$bucket" --no-such-option
+expect "missing argument" 2 "strata: url is required (see --help)" -- "$strata" check
+expect "unknown subcommand" 2 "strata: A subcommand is required (see --help)" -- \
+  "$strata" frobnicate
+expect "invalid value of a mount option" 2 "strata mount: --memory-cache: not a size: 'lots'" -- \
+  "$strata" mount "s3://$bucket" "$tmp" --memory-cache lots
 expect "help" 0 "--read-only" -- "$strata" check --help
 expect "top-level help" 0 "check" -- "$strata" --help
 

@@ -34,6 +34,10 @@ struct S3Store::Request {
   // The server was asked for at most body_dest.size() bytes (a bounded range): more is a body
   // garbled on the way (transient), not a buffer too small for what was asked.
   bool dest_fits_request = false;
+  // Bytes of the bounded range an object GET asked for.
+  std::optional<uint64_t> expected_bytes{};
+  // An object GET of unknown size (no bounded range): its attempts are not cut at the deadline.
+  bool unknown_size = false;
 };
 
 struct S3Store::Response {
@@ -358,9 +362,25 @@ Result<S3Store::Response> S3Store::Execute(const Request& request, const Respons
   const std::string payload_hash = !request.has_body ? std::string(kEmptyPayloadSha256)
                                    : unsigned_body   ? std::string(kUnsignedPayload)
                                                      : Sha256Hex(request.body);
+  // The operation's deadline (S3Options::request_timeout).
+  using std::chrono::milliseconds;
+  const bool has_deadline = options_.request_timeout.count() > 0;
+  const bool bounded = !request.unknown_size && !request.has_body;
+  const uint64_t data_bytes =
+      request.has_body ? request.body.size() : request.expected_bytes.value_or(0);
+  const milliseconds limit =
+      options_.request_timeout +
+      milliseconds(data_bytes * 1000 / std::max<uint64_t>(1, options_.min_transfer_rate));
+  const Clock::MonoTime deadline = clock_->Now() + limit;
+  auto remaining = [&] {
+    return std::chrono::duration_cast<milliseconds>(deadline - clock_->Now());
+  };
   std::optional<std::mt19937_64> rng;
   for (int attempt = 1;; ++attempt) {
-    Result<Response> response = ExecuteOnce(request, payload_hash);
+    // At least 1 ms: 0 would mean "no limit" to curl.
+    const milliseconds timeout =
+        has_deadline && bounded ? std::max(milliseconds(1), remaining()) : milliseconds(0);
+    Result<Response> response = ExecuteOnce(request, payload_hash, timeout);
     if (response.ok() && check) {
       // A body that arrived whole by its framing may still be cut or garbled inside.
       if (Status checked = check(*response); !checked.ok()) response = std::move(checked);
@@ -370,6 +390,15 @@ Result<S3Store::Response> S3Store::Execute(const Request& request, const Respons
     }
     if (!rng) rng.emplace(std::random_device{}());
     const auto delay = options_.retry.Backoff(attempt, *rng);
+    if (has_deadline && remaining() <= delay) {
+      spdlog::debug("s3: {} of '{}': no attempt {} within the {} ms deadline", request.method,
+                    request.key, attempt + 1, limit.count());
+      const Status& last = response.status();
+      return Status::Error(last.kind(), last.message() + " (gave up after " +
+                                            std::to_string(attempt) + " attempt(s): deadline of " +
+                                            std::to_string(limit.count()) + " ms)")
+          .WithRemote(last.http_status(), last.code());
+    }
     spdlog::debug("s3: {} of '{}' failed ({}); retry {} in {} ms", request.method, request.key,
                   response.status().ToString(), attempt, delay.count());
     retries_.fetch_add(1, std::memory_order_relaxed);
@@ -390,7 +419,8 @@ Result<T> S3Store::ExecuteParsed(const Request& request, Parse parse) {
 }
 
 Result<S3Store::Response> S3Store::ExecuteOnce(const Request& request,
-                                               const std::string& payload_hash) {
+                                               const std::string& payload_hash,
+                                               std::chrono::milliseconds timeout) {
   HandlePool::Lease lease(*pool_);
   CURL* curl = lease.get();
   if (curl == nullptr) return Status::Internal("curl_easy_init failed");
@@ -438,6 +468,8 @@ Result<S3Store::Response> S3Store::ExecuteOnce(const Request& request,
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME,
                    static_cast<long>(options_.low_speed_time.count()));
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+  // The handle is reused: clear what an earlier request set.
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
   curl_easy_setopt(curl, CURLOPT_UPLOAD_BUFFERSIZE, kUploadBufferBytes);
   curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
@@ -533,6 +565,7 @@ Result<GetIntoResult> S3Store::GetInto(std::string_view key, const GetOptions& o
 Result<S3Store::Response> S3Store::GetImpl(std::string_view key, const GetOptions& options,
                                            std::span<char> dest) {
   Request request{.method = "GET", .key = std::string(key), .body_dest = dest};
+  request.unknown_size = !(options.range && options.range->length);
   std::optional<uint64_t> expected_length;
   if (options.range) {
     std::string range = "bytes=" + std::to_string(options.range->offset) + "-";
@@ -542,6 +575,7 @@ Result<S3Store::Response> S3Store::GetImpl(std::string_view key, const GetOption
       }
       range += std::to_string(options.range->offset + *options.range->length - 1);
       expected_length = options.range->length;
+      request.expected_bytes = expected_length;
       request.dest_fits_request = !dest.empty() && *expected_length <= dest.size();
     }
     request.headers.emplace_back("range", range);

@@ -48,6 +48,15 @@ struct S3Options {
   // retried as transient).
   long low_speed_bytes = 1024;
   std::chrono::seconds low_speed_time{30};
+  // Deadline of one operation, all its attempts and backoff sleeps included: request_timeout,
+  // plus one second per min_transfer_rate bytes of a body sent or of a bounded range asked for.
+  // No attempt starts after it, and the operation then fails with its last error (transient, so
+  // that queued uploads retry later). An attempt of a request without a body (metadata, ranged
+  // GETs: what readers wait for) is also cut at the deadline (CURLOPT_TIMEOUT_MS); uploads and
+  // GETs of unknown size are not cut while they make progress (low_speed_* ends a stalled one),
+  // so that a slow link still uploads. 0: no deadline.
+  std::chrono::milliseconds request_timeout{30000};
+  uint64_t min_transfer_rate = 256 << 10;  // bytes per second; > 0
   RetryPolicy retry{};
   Clock* clock = nullptr;  // for backoff sleeps; nullptr: real time. Must outlive the store.
 };
@@ -129,7 +138,9 @@ class S3Store final : public ObjectStore {
   template <typename T, typename Parse>
   Result<T> ExecuteParsed(const Request& request, Parse parse);
   Result<Response> GetImpl(std::string_view key, const GetOptions& options, std::span<char> dest);
-  Result<Response> ExecuteOnce(const Request& request, const std::string& payload_hash);
+  // One attempt; `timeout` > 0 cuts it after that long.
+  Result<Response> ExecuteOnce(const Request& request, const std::string& payload_hash,
+                               std::chrono::milliseconds timeout);
 
   std::string CanonicalPath(std::string_view key) const;
   // URL, timeouts, TLS and the response callbacks: what every request sets.

@@ -44,6 +44,12 @@ void StoreCli::AddTo(CLI::App& app) {
       ->group(group)
       ->check(CLI::Range(0.1, 600.0))
       ->capture_default_str();
+  app.add_option("--request-timeout", request_timeout_s,
+                 "Seconds one S3 operation may take, retries included, plus one per 256 KiB of "
+                 "data it moves; then it fails (EIO) instead of waiting on. 0: no limit")
+      ->group(group)
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
   app.add_option("--max-attempts", max_attempts,
                  "Attempts per request for transient errors, first try included")
       ->group(group)
@@ -67,6 +73,8 @@ Result<S3Options> StoreCli::ToOptions(const std::string& bucket, const EnvLookup
   options.verify_tls = !no_verify_tls;
   options.connect_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(connect_timeout_s * 1000));
+  options.request_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(request_timeout_s * 1000));
   options.retry.max_attempts = max_attempts;
   return options;
 }

@@ -24,6 +24,7 @@ struct StoreCli {
   bool no_verify_tls = false;
   bool unsigned_payload = false;
   double connect_timeout_s = 5;
+  double request_timeout_s = 30;
   int max_attempts = 10;
 
   // Adds the options to `app` in a group named "S3 connection".

@@ -5,7 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <iostream>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/integration/s3_test_env.h"
 #include "tests/integration/scripted_http_server.h"
@@ -254,6 +258,39 @@ TEST(S3StoreRetryTest, GivesUpAfterMaxAttempts) {
   EXPECT_TRUE(st.retryable());
   EXPECT_EQ(st.code(), "SlowDown");
   EXPECT_EQ(server.requests(), 3);
+}
+
+// A server that takes requests and never answers: every operation ends at its deadline
+// (request_timeout, plus a second per min_transfer_rate bytes), however many attempts it would
+// allow. A HEAD is cut at the deadline; an upload is ended by the low-speed limit, and no attempt
+// starts after the deadline.
+TEST(S3StoreRetryTest, AFrozenServerFailsEachOperationAtItsDeadline) {
+  ScriptedHttpServer server(std::vector<ScriptedResponse>(50, {.never_answer = true}));
+  S3Options options;
+  options.bucket = "bucket";
+  options.endpoint = server.endpoint();
+  options.credentials = {"AKID", "SECRET", "", "test"};
+  options.request_timeout = std::chrono::milliseconds(1000);
+  options.min_transfer_rate = 1 << 20;
+  options.low_speed_time = std::chrono::seconds(2);
+  options.retry.max_attempts = 100;
+  auto store = std::move(S3Store::Create(options)).value();
+  auto timed = [](auto operation, const std::string& deadline) {
+    const auto start = std::chrono::steady_clock::now();
+    const Status st = operation();
+    const auto seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cout << "failed after " << seconds << " s: " << st.ToString() << "\n";
+    EXPECT_FALSE(st.ok());
+    EXPECT_TRUE(st.retryable()) << "queued uploads retry it later";
+    EXPECT_EQ(st.code(), "Timeout");
+    EXPECT_NE(st.message().find("deadline of " + deadline + " ms"), std::string::npos)
+        << st.message();
+    EXPECT_LT(seconds, 30) << "a hang, not a deadline";
+  };
+  timed([&] { return store->Head("key").status(); }, "1000");
+  const std::string body(2 << 20, 'b');  // two more seconds for 2 MiB
+  timed([&] { return store->Put("key", body, {}).status(); }, "3000");
 }
 
 TEST(S3StoreRetryTest, PermanentErrorsAreNotRetried) {

@@ -134,6 +134,13 @@ void ScriptedHttpServer::HandleConnection(int fd) {
       }
     }
     if (response.close_without_answer) return;
+    if (response.never_answer) {
+      char byte;
+      while (!stop_) {
+        if (Readable(fd) && recv(fd, &byte, 1, 0) <= 0) return;  // the client gave up
+      }
+      return;
+    }
     const bool is_head = head.rfind("HEAD ", 0) == 0;
     std::string out = "HTTP/1.1 " + std::to_string(response.status) + " Scripted\r\n";
     for (const auto& [name, value] : response.headers) out += name + ": " + value + "\r\n";

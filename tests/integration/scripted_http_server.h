@@ -24,6 +24,9 @@ struct ScriptedResponse {
   std::optional<size_t> cut_after{};
   // Read the request, then close the connection without answering.
   bool close_without_answer = false;
+  // Read the request, then say nothing and keep the connection open (a frozen server) until
+  // the client closes it or the server is destroyed. Nothing else is served meanwhile.
+  bool never_answer = false;
   // Read the request head and only this many bytes of its body, then reset the connection
   // (RST) without answering.
   std::optional<size_t> reset_after_request_bytes{};

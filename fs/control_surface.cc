@@ -16,6 +16,8 @@ std::string ControlSurface::StatsText() {
   out += "metadata_head_requests " + std::to_string(meta.head_requests) + "\n";
   out += "metadata_attributes_known " + std::to_string(meta.attributes_known) + "\n";
   out += "metadata_attributes_unknown " + std::to_string(meta.attributes_unknown) + "\n";
+  out += "metadata_stale_answers " + std::to_string(meta.stale_answers) + "\n";
+  out += "degraded " + std::to_string(meta.degraded ? 1 : 0) + "\n";
   if (queue_ != nullptr) {
     const UploadQueueStats queue = queue_->stats();
     out += "queue_depth " + std::to_string(queue.depth) + "\n";

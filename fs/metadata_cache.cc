@@ -147,8 +147,79 @@ MetadataCache::MetadataCache(ObjectStore& store, Clock& clock, MetadataOptions o
                              AttrStore* attrs)
     : store_(store), clock_(clock), options_(std::move(options)), attrs_(attrs) {}
 
+namespace {
+
+// What a request that needs S3 gets while S3 is failing and nothing is cached for it.
+Status Unavailable(const std::string& what) {
+  return Status::Transient("S3 is failing and nothing is cached for '" + what +
+                           "' (stale-if-error)")
+      .WithRemote(0, "Unavailable");
+}
+
+}  // namespace
+
 bool MetadataCache::Fresh(Clock::MonoTime fetched, std::chrono::milliseconds ttl) {
   return clock_.Now() - fetched < ttl;
+}
+
+MetadataCache::~MetadataCache() {
+  std::thread prober;
+  {
+    MutexLock lock(mu_);
+    prober = std::move(prober_);
+  }
+  if (prober.joinable()) prober.join();
+}
+
+MetadataCache::Ask MetadataCache::MayAskS3(bool have_stale) {
+  std::thread finished;  // an earlier probe's thread, joined outside the lock
+  {
+    MutexLock lock(mu_);
+    if (!counters_.degraded) return Ask::kS3;
+    if (!probing_ && clock_.Now() - last_probe_ >= kProbeInterval) {
+      probing_ = true;
+      finished = std::move(prober_);
+      prober_ = std::thread([this] { Probe(); });
+    }
+    if (have_stale) counters_.stale_answers++;
+  }
+  if (finished.joinable()) finished.join();  // it has ended (probing_ was false)
+  return have_stale ? Ask::kStale : Ask::kUnavailable;
+}
+
+void MetadataCache::Probe() {
+  ListOptions options{.prefix = options_.prefix, .delimiter = "/", .max_keys = 1};
+  const Status st = store_.List(options).status();
+  if (st.ok()) {
+    S3Answered();
+  } else {
+    spdlog::debug("probe of S3: {}", st.ToString());
+  }
+  MutexLock lock(mu_);
+  probing_ = false;
+  last_probe_ = clock_.Now();
+}
+
+bool MetadataCache::ServeStale(const Status& status, bool have_stale, const std::string& what) {
+  MutexLock lock(mu_);
+  if (status.kind() != ErrorKind::kTransient) return false;
+  if (!counters_.degraded) {
+    spdlog::warn("S3 is failing ({}): serving cached metadata past --attr-ttl (stale-if-error)",
+                 status.ToString());
+  }
+  counters_.degraded = true;
+  if (!have_stale) return false;
+  counters_.stale_answers++;
+  spdlog::debug("stale answer for {}", what);
+  return true;
+}
+
+void MetadataCache::S3Answered() {
+  MutexLock lock(mu_);
+  if (!counters_.degraded) return;
+  counters_.degraded = false;
+  spdlog::warn("S3 answers again: metadata is fetched afresh ({} stale answers so far)",
+               counters_.stale_answers);
 }
 
 MetadataCounters MetadataCache::counters() {
@@ -162,18 +233,25 @@ Result<std::optional<EntryInfo>> MetadataCache::Lookup(const std::string& dir,
   const std::string path = JoinPath(dir, name);
   uint64_t epoch = 0;
   std::optional<EntryInfo> listed;  // from a fresh listing, attributes not known yet
+  // The last answer known, however old, for stale-if-error.
+  std::optional<std::optional<EntryInfo>> stale;
   {
     MutexLock lock(mu_);
     if (auto it = entries_.find(path); it != entries_.end()) {
       const auto ttl = it->second.info ? options_.attr_ttl : options_.negative_ttl;
       if (Fresh(it->second.fetched, ttl)) return it->second.info;
+      stale = it->second.info;
     }
-    if (auto it = listings_.find(dir);
-        it != listings_.end() && Fresh(it->second->fetched, options_.attr_ttl)) {
+    if (auto it = listings_.find(dir); it != listings_.end()) {
       auto entry = it->second->entries.find(name);
-      if (entry == it->second->entries.end()) return std::optional<EntryInfo>();
-      if (!it->second->unknown.contains(name)) return std::optional<EntryInfo>(entry->second);
-      listed = entry->second;
+      if (Fresh(it->second->fetched, options_.attr_ttl)) {
+        if (entry == it->second->entries.end()) return std::optional<EntryInfo>();
+        if (!it->second->unknown.contains(name)) return std::optional<EntryInfo>(entry->second);
+        listed = entry->second;
+      } else if (!stale) {
+        stale = entry == it->second->entries.end() ? std::optional<EntryInfo>()
+                                                   : std::optional<EntryInfo>(entry->second);
+      }
     }
     epoch = epoch_;
   }
@@ -182,8 +260,20 @@ Result<std::optional<EntryInfo>> MetadataCache::Lookup(const std::string& dir,
     CompleteEntry(path, *listed);
     fetched = std::move(listed);
   } else {
+    switch (MayAskS3(stale.has_value())) {
+      case Ask::kS3:
+        break;
+      case Ask::kStale:
+        return *stale;
+      case Ask::kUnavailable:
+        return Unavailable(path);
+    }
     fetched = FetchEntry(path);
-    if (!fetched.ok()) return fetched.status();
+    if (!fetched.ok()) {
+      if (ServeStale(fetched.status(), stale.has_value(), path)) return *stale;
+      return fetched.status();
+    }
+    S3Answered();
   }
   MutexLock lock(mu_);
   if (epoch == epoch_) entries_[path] = CachedEntry{*fetched, clock_.Now()};
@@ -207,8 +297,25 @@ Result<std::shared_ptr<const DirListing>> MetadataCache::List(const std::string&
     }
     epoch = epoch_;
   }
+  std::shared_ptr<const DirListing> stale;
+  {
+    MutexLock lock(mu_);
+    if (auto it = listings_.find(dir); it != listings_.end()) stale = it->second;
+  }
+  switch (MayAskS3(stale != nullptr)) {
+    case Ask::kS3:
+      break;
+    case Ask::kStale:
+      return stale;
+    case Ask::kUnavailable:
+      return Unavailable(dir + "/");
+  }
   Result<std::shared_ptr<const DirListing>> listing = FetchListing(dir);
-  if (!listing.ok()) return listing.status();
+  if (!listing.ok()) {
+    if (ServeStale(listing.status(), stale != nullptr, dir + "/")) return stale;
+    return listing.status();
+  }
+  S3Answered();
   MutexLock lock(mu_);
   if (epoch == epoch_) listings_[dir] = *listing;
   return listing;
@@ -224,8 +331,25 @@ Result<std::optional<EntryInfo>> MetadataCache::Revalidate(const std::string& pa
     }
     epoch = epoch_;
   }
+  std::optional<std::optional<EntryInfo>> stale;
+  {
+    MutexLock lock(mu_);
+    if (auto it = entries_.find(path); it != entries_.end()) stale = it->second.info;
+  }
+  switch (MayAskS3(stale.has_value())) {
+    case Ask::kS3:
+      break;
+    case Ask::kStale:
+      return *stale;
+    case Ask::kUnavailable:
+      return Unavailable(path);
+  }
   Result<std::optional<EntryInfo>> head = HeadFile(path);
-  if (!head.ok()) return head.status();
+  if (!head.ok()) {
+    if (ServeStale(head.status(), stale.has_value(), path)) return *stale;
+    return head.status();
+  }
+  S3Answered();
   MutexLock lock(mu_);
   if (epoch == epoch_) entries_[path] = CachedEntry{*head, clock_.Now()};
   return head;

@@ -24,6 +24,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 #include "backends/object_store.h"
@@ -90,6 +91,10 @@ struct MetadataCounters {
   uint64_t head_requests = 0;
   uint64_t attributes_known = 0;    // entries whose attributes the AttrStore knew
   uint64_t attributes_unknown = 0;  // entries listed with an ETag it had not seen
+  // Stale-if-error: answers from expired entries and listings because S3 failed transiently
+  // (unreachable, timed out, 5xx), and whether the last request to S3 failed that way.
+  uint64_t stale_answers = 0;
+  bool degraded = false;
 };
 
 class MetadataCache {
@@ -98,6 +103,12 @@ class MetadataCache {
   // of user metadata beyond the attribute TTL (every lookup of a file HEADs it).
   MetadataCache(ObjectStore& store, Clock& clock, MetadataOptions options,
                 AttrStore* attrs = nullptr);
+  // Waits for a probe of S3 in flight (at most the store's request deadline).
+  ~MetadataCache();
+  // While S3 fails (stale-if-error, see MayAskS3), a probe starts at most this often.
+  static constexpr std::chrono::seconds kProbeInterval{1};
+  MetadataCache(const MetadataCache&) = delete;
+  MetadataCache& operator=(const MetadataCache&) = delete;
 
   // Sets the AttrStore. REQUIRES: before any request is served (the mount opens its database
   // in the serving process, which is a fork of the one that built *this).
@@ -158,12 +169,28 @@ class MetadataCache {
   const MetadataOptions& options() const { return options_; }
 
  private:
+  bool probing_ GUARDED_BY(mu_) = false;          // a degraded-mode probe is in flight
+  Clock::MonoTime last_probe_ GUARDED_BY(mu_){};  // when the last probe ended
+  std::thread prober_ GUARDED_BY(mu_);            // the last probe's thread
   struct CachedEntry {
     std::optional<EntryInfo> info;  // nullopt: known not to exist
     Clock::MonoTime fetched;
   };
 
   Result<std::shared_ptr<const DirListing>> FetchListing(const std::string& dir);
+  // Stale-if-error. When `status` is a transient failure of S3 and `stale` holds an expired
+  // answer, counts it, logs the change to degraded once and returns true: the caller serves
+  // the stale answer. Otherwise false.
+  bool ServeStale(const Status& status, bool have_stale, const std::string& what);
+  // A request to S3 succeeded: logs the end of a degraded period once.
+  void S3Answered();
+  // Whether a request that needs S3 asks it. While degraded, none does: each gets the stale
+  // answer when there is one (counted), else kUnavailable, without waiting; meanwhile one probe
+  // at a time (a LIST of one key, in a thread of its own, started at most once per
+  // kProbeInterval by these calls) finds out when S3 answers again.
+  enum class Ask { kS3, kStale, kUnavailable };
+  Ask MayAskS3(bool have_stale);
+  void Probe();
   Result<std::optional<EntryInfo>> FetchEntry(const std::string& path);
   Result<std::optional<EntryInfo>> HeadFile(const std::string& path);
   bool Fresh(Clock::MonoTime fetched, std::chrono::milliseconds ttl);

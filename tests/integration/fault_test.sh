@@ -9,6 +9,9 @@
 #      5 starts of the mount at 30% faults all succeed.
 #   3. many queue entries: 2,000 new files while every request for their keys is refused;
 #      `strata queue` lists them all; then S3 takes them and the queue drains.
+#   4. S3 stops answering (every request stalls): with --request-timeout 2, cached files,
+#      listings and attributes are still served, an uncached file fails with EIO, nothing hangs,
+#      `strata stats` shows the mount degraded; when S3 answers again it recovers.
 # What reaches S3 is checked with the seed tool directly on the endpoint, not through the proxy.
 # Usage: fault_test.sh STRATA_BIN SEED_BIN   (skips with 77 without a test server or /dev/fuse)
 # Env: STRATA_FAULT_SEED (random): the proxy's RNG seed, to replay its choices of faults.
@@ -299,6 +302,54 @@ else
 fi
 stop_proxy
 echo "     case 3 took $((SECONDS - t0)) s"
+
+echo "== 4. S3 stops answering: bounded waits, cached data and metadata still served, recovery"
+# The proxy takes every request and answers none (stall). With --request-timeout 2 the first
+# call that needs S3 fails or falls back to the cache within a few seconds; after it the mount is
+# degraded and nothing waits for S3: what was read before is served from the cache (attributes
+# and listings past --attr-ttl, chunks from the tiers), what was not fails at once with EIO. When
+# S3 answers again, a probe ends degraded mode. Timings are printed, not asserted; `timeout 60`
+# only turns a hang into a failure.
+t0=$SECONDS
+new_case stall
+printf 'cached bytes\n' >"$work/cached.txt"
+printf 'never read\n' >"$work/uncached.txt"
+S put dir/cached.txt "$work/cached.txt"
+S put dir/uncached.txt "$work/uncached.txt"
+timed() {  # timed CMD...: runs CMD (at most 60 s), prints its time; its status is the command's
+  local t1 rc
+  t1=$(date +%s.%N)
+  timeout 60 "$@" >"$work/timed.out" 2>"$work/timed.err"; rc=$?
+  echo "     $* -> exit $rc in $(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s"
+  return "$rc"
+}
+if start_proxy --rate 0 && start_daemon --attr-ttl 1 --request-timeout 2; then
+  check "read through the mount while S3 answers" cmp -s "$mnt/dir/cached.txt" "$work/cached.txt"
+  ls "$mnt/dir" >/dev/null
+  proxy_set rate=1 faults=stall stall_seconds=600
+  sleep 1.2  # past --attr-ttl
+  check "S3 stalled: a cached file still reads (stale attributes, cached chunk)" \
+    timed cmp -s "$mnt/dir/cached.txt" "$work/cached.txt"
+  check "  the directory still lists" timed ls "$mnt/dir"
+  check "  and holds both names" grep -qx uncached.txt "$work/timed.out"
+  check "  stat of the cached file" timed stat "$mnt/dir/cached.txt"
+  timed cat "$mnt/dir/uncached.txt"; rc=$?
+  check "  a file never read fails with EIO (exit $rc$(said "$work/timed.err"))" \
+    grep -q "Input/output error" "$work/timed.err"
+  check "  strata stats shows the mount degraded" test "$(quiet_stat_of degraded)" = 1
+  check "  with stale answers counted" test "$(quiet_stat_of metadata_stale_answers)" -gt 0
+  proxy_set rate=0
+  t1=$SECONDS
+  for _ in $(seq 300); do [[ $(quiet_stat_of degraded) == 0 ]] && break; sleep 0.1; done
+  check "S3 back: degraded ends ($((SECONDS - t1)) s)" test "$(quiet_stat_of degraded)" = 0
+  check "  the file never read now reads" cmp -s "$mnt/dir/uncached.txt" "$work/uncached.txt"
+  echo "     proxy: $(proxy_faults)"
+  check "unmount cleanly" stop_daemon
+else
+  bad "stall: proxy or mount did not start"
+fi
+stop_proxy
+echo "     case 4 took $((SECONDS - t0)) s"
 
 echo "$passed passed, $failed failed (seed $run_seed, $SECONDS s)"
 [[ $failed -eq 0 ]]

@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <thread>
 
+#include "backends/faulty_store.h"
 #include "fs/inode_table.h"
 #include "tests/support/memory_store.h"
 
@@ -231,6 +233,50 @@ TEST_F(MetadataCacheTest, ChangesShowAfterTheTtl) {
   auto after = cache.List("");
   EXPECT_NE((*after)->entries.at("f").etag, etag);
   EXPECT_EQ((*after)->entries.at("f").size, 7u);
+}
+
+// Stale-if-error: while S3 fails transiently, expired entries and listings are served (and
+// counted) instead of an error; nothing waits for S3 once the cache knows it is failing; a probe
+// in a thread of its own notices when S3 answers again.
+TEST_F(MetadataCacheTest, ServesExpiredAnswersWhileS3FailsAndRecovers) {
+  Put("d/f", "one");
+  FaultyStore faulty(store_);
+  MetadataCache cache(
+      faulty, clock_,
+      MetadataOptions{
+          .bucket = "b", .attr_ttl = milliseconds(1000), .negative_ttl = milliseconds(500)});
+  Result<std::optional<EntryInfo>> fresh = cache.Lookup("d", "f");
+  ASSERT_TRUE(fresh.ok() && fresh->has_value()) << fresh.status().ToString();
+  ASSERT_TRUE(cache.List("d").ok());
+  EXPECT_FALSE(cache.counters().degraded);
+
+  faulty.FailAll();
+  clock_.Advance(milliseconds(1001));
+  Result<std::optional<EntryInfo>> stale = cache.Lookup("d", "f");
+  ASSERT_TRUE(stale.ok()) << stale.status().ToString();
+  ASSERT_TRUE(stale->has_value());
+  EXPECT_EQ((*stale)->etag, (*fresh)->etag);
+  EXPECT_TRUE(cache.counters().degraded);
+  Result<std::shared_ptr<const DirListing>> listing = cache.List("d");
+  ASSERT_TRUE(listing.ok()) << listing.status().ToString();
+  EXPECT_TRUE((*listing)->entries.contains("f"));
+  Result<std::shared_ptr<const DirListing>> never_seen = cache.List("elsewhere");
+  ASSERT_FALSE(never_seen.ok());
+  EXPECT_TRUE(never_seen.status().retryable()) << never_seen.status().ToString();
+  EXPECT_GE(cache.counters().stale_answers, 2u);
+
+  faulty.Clear();
+  Put("d/g", "two");
+  for (int i = 0; i < 1000 && cache.counters().degraded; ++i) {
+    clock_.Advance(MetadataCache::kProbeInterval);
+    ASSERT_TRUE(cache.List("d").ok());  // starts a probe when none runs
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_FALSE(cache.counters().degraded) << "the probe saw S3 answer";
+  clock_.Advance(milliseconds(1001));
+  Result<std::shared_ptr<const DirListing>> after = cache.List("d");
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE((*after)->entries.contains("g")) << "fetched afresh once S3 answers";
 }
 
 TEST_F(MetadataCacheTest, RevalidateHeadsAndHonoursS3fsAttributes) {
